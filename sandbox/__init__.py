@@ -1,0 +1,1 @@
+"""Sandbox: run untrusted programs isolated by default. Torch-free."""
