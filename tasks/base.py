@@ -44,7 +44,7 @@ class ListTask:
 TASKS = Registry(
     "task",
     "rlvr.tasks",
-    builtin_modules=("tasks.arithmetic", "tasks.loading", "tasks.code"),
+    builtin_modules=("tasks.arithmetic", "tasks.loading", "tasks.gsm8k", "tasks.hendrycks_math", "tasks.code"),
 )
 
 
