@@ -108,7 +108,10 @@ def hendrycks_math_task(
     """Hendrycks MATH from the hub (`config`: a subject or "all") or a local file (`path`)."""
     if path is None and config != "all" and config not in HENDRYCKS_SUBJECTS:
         raise ValueError(f"unknown MATH config {config!r}; expected 'all' or one of {', '.join(HENDRYCKS_SUBJECTS)}")
-    rows = source_rows(path, None, None, split, limit) if path is not None else _hendrycks_hub_rows(config, split, limit)
+    if path is not None:
+        rows = source_rows(path, None, None, split, limit)
+    else:
+        rows = _hendrycks_hub_rows(config, split, limit)
     return load_task(rows, math_row, "hendrycks_math", limit, prompt_template, system_prompt, "math")
 
 

@@ -120,7 +120,9 @@ def _messages(value: Any, where: str, field: str) -> str | list[Message]:
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
-def build_prompt(prompt: str | list[Message], template: str, system_prompt: str | None, where: str) -> str | list[Message]:
+def build_prompt(
+    prompt: str | list[Message], template: str, system_prompt: str | None, where: str
+) -> str | list[Message]:
     """Apply the template to the (last) user turn and prepend the system prompt, if any."""
     if isinstance(prompt, str):
         messages: list[Message] = [{"role": "user", "content": template.replace("{prompt}", prompt)}]
@@ -226,7 +228,9 @@ def source_rows(
 ) -> Iterator[tuple[str, Row]]:
     """Rows from exactly one of a local `path` or a `hub` name."""
     if (path is None) == (hub is None):
-        raise ValueError(f"give exactly one of path (a local file) or hub (a datasets name); got path={path!r}, hub={hub!r}")
+        raise ValueError(
+            f"give exactly one of path (a local file) or hub (a datasets name); got path={path!r}, hub={hub!r}"
+        )
     return read_file(path) if path is not None else read_hub(hub, config, split, limit)
 
 
