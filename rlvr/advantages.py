@@ -1,0 +1,114 @@
+"""Advantage estimators as pure functions: group-relative (GRPO, Dr.GRPO, RLOO), token-level GAE, whitening.
+
+What it does: turns rewards (and, for GAE, values) into advantages. Tensors in, tensors out, no trainer
+state, no gradients (everything runs under `torch.no_grad`).
+What it does not: compute rewards (verifiers do), filter groups (`filter_groups` is rollout's job), or
+broadcast sequence advantages over tokens (`losses.policy_loss` accepts (B,) advantages directly).
+
+Differences from the references, on purpose:
+- `group_advantages` uses the unbiased std (Bessel, `torch.std` default) like TRL's GRPOTrainer and verl's
+  `compute_grpo_outcome_advantage`, but its default eps is 1e-6 (verl's) where TRL uses 1e-4.
+- Zero-variance groups give exact zeros, forced with `torch.where`: `r - mean` alone can leave float
+  round-off (float32 mean of [0.11]*3 is off by 7e-9), which dividing by (0 + eps) inflates to ~0.01.
+- `gae` does not whiten its output (verl's `compute_gae_advantage_return` does): call `whiten` yourself,
+  so the trainer decides. Masked positions are 0 in both outputs (verl leaves the carried value there).
+"""
+
+import torch
+from torch import Tensor
+
+ESTIMATORS = ("grpo", "rloo")
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+@torch.no_grad()
+def group_advantages(rewards: Tensor, *, estimator: str = "grpo", scale_rewards: str = "group",
+                     eps: float = 1e-6) -> Tensor:
+    """Group-relative advantages for P prompts x G completions.
+
+    rewards: (P, G). Returns (P, G) float advantages.
+    estimator:
+      "grpo": r_i - mean(r of the group).
+      "rloo": r_i - mean of the other G-1 rewards of the group (= G/(G-1) * (r_i - mean)); needs G >= 2.
+    scale_rewards:
+      "group": divide by the group's std (unbiased, as TRL) + eps.
+      "batch": divide by the std of all P*G rewards (unbiased, as TRL) + eps.
+      "none":  no division (Dr.GRPO; also plain RLOO, which verl never scales).
+    A group whose rewards are all equal gets all-zero advantages, whatever the scaling (never NaN);
+    so does every group when G == 1 with "grpo".
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be (P, G) = (prompts, completions per prompt), got shape {tuple(rewards.shape)}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if scale_rewards not in SCALE_REWARDS:
+        raise ValueError(f"unknown scale_rewards {scale_rewards!r}; expected one of {SCALE_REWARDS}")
+    r = rewards.float()                                        # (P, G)
+    G = r.shape[1]
+    if estimator == "rloo" and G < 2:
+        raise ValueError(f"estimator 'rloo' needs at least 2 completions per prompt, got G={G}")
+
+    mean = r.mean(dim=1, keepdim=True)                         # (P, 1)
+    if estimator == "grpo":
+        adv = r - mean
+    else:
+        # mean of the others = (sum - r_i) / (G - 1)
+        adv = r - (r.sum(dim=1, keepdim=True) - r) / (G - 1)
+
+    if scale_rewards == "group" and G > 1:
+        adv = adv / (r.std(dim=1, keepdim=True) + eps)          # (P, G) / (P, 1)
+    elif scale_rewards == "batch" and r.numel() > 1:
+        adv = adv / (r.std() + eps)
+
+    flat = (r == r[:, :1]).all(dim=1, keepdim=True)            # (P, 1): zero-variance groups
+    return torch.where(flat, torch.zeros_like(adv), adv)
+
+
+@torch.no_grad()
+def gae(rewards: Tensor, values: Tensor, mask: Tensor, *, gamma: float = 1.0,
+        lam: float = 0.95) -> tuple[Tensor, Tensor]:
+    """Token-level generalised advantage estimation for PPO.
+
+    rewards, values, mask: (B, T). Returns (advantages, returns), both (B, T).
+      delta_t = r_t + gamma * V_{t+1} - V_t;  A_t = delta_t + gamma * lam * A_{t+1};  R_t = A_t + V_t,
+    where "t+1" is the next position with mask 1 (V and A are 0 past the last one).
+    Positions with mask 0 are skipped: their reward and value never enter the recursion (so padding and
+    tool-output tokens in the middle do not propagate), and both outputs are 0 there.
+    """
+    if not (rewards.shape == values.shape == mask.shape) or rewards.dim() != 2:
+        raise ValueError(f"rewards, values, mask must all be (B, T); got {tuple(rewards.shape)}, "
+                         f"{tuple(values.shape)}, {tuple(mask.shape)}")
+    m = mask.to(values.dtype)                                  # (B, T)
+    B, T = rewards.shape
+    next_value = values.new_zeros(B)                           # (B,)
+    last_adv = values.new_zeros(B)                             # (B,)
+    advs = []
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        adv_t = delta + gamma * lam * last_adv
+        # a masked position carries the later value/advantage through unchanged
+        next_value = torch.where(m[:, t] > 0, values[:, t], next_value)
+        last_adv = torch.where(m[:, t] > 0, adv_t, last_adv)
+        advs.append(adv_t * m[:, t])
+    advantages = torch.stack(advs[::-1], dim=1)                # (B, T)
+    returns = (advantages + values) * m
+    return advantages, returns
+
+
+@torch.no_grad()
+def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, *, eps: float = 1e-8) -> Tensor:
+    """Masked whitening: (x - mean) / sqrt(var + eps) over the positions where mask is 1.
+
+    x, mask: (B, T) (any matching shapes work). var is unbiased (as TRL's and verl's `masked_whiten`).
+    shift_mean=False adds the mean back (scale only, as TRL's `whiten`). Masked positions are 0 in the output.
+    """
+    m = mask.to(x.dtype)
+    n = m.sum()
+    if n < 2:
+        raise ValueError(f"whiten needs at least 2 unmasked elements, got {int(n)}")
+    mean = (x * m).sum() / n
+    var = ((x - mean) ** 2 * m).sum() / (n - 1)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * m
