@@ -1,46 +1,211 @@
-"""Minimal math verifier (placeholder until the sympy verifier lands):
-numeric answer in the last \\boxed{} or after ####, compared as a number."""
+"""The "math" verifier: is the final answer of a completion equal to the gold answer?
+
+Pipeline: `extract.extract_answer` (last box, `####`, "the answer is", final
+sentence) -> `normalize.normalize` (wrappers, units, percent, degrees, hedges)
+-> `math_answer.parse_answer` (structures, bounded sympy parsing) -> `equal`
+below. Grading follows a careful human grader: exact values are compared
+exactly (0.333 is not 1/3, 0.5 is 1/2, `0.\\overline{9}` is 1), a decimal gold
+answer accepts values that round to it, a different unit is wrong, 0.4 is not
+40%, tuples are ordered, sets and bare lists are not, intervals compare
+endpoints and brackets, equations compare up to a nonzero factor.
+
+Sympy work is bounded: cheap string and exact checks first, then `expand`, then
+numeric checks at fixed random points; no `simplify`, no `eval`, no
+`signal.alarm` (the hard timeout is the pool's, `verifiers.pool`).
+
+    >>> from rlvr.types import Sample
+    >>> v = math_verifier("so \\\\boxed{\\\\dfrac{2}{4}}", Sample(id="0", prompt="", reference="\\\\frac{1}{2}"))
+    >>> v.correct, v.info["pred"]
+    (True, '\\\\dfrac{2}{4}')
+    >>> math_verifier("\\\\boxed{0.333}", Sample(id="1", prompt="", reference="\\\\frac13")).correct
+    False
+"""
 
 from __future__ import annotations
 
+import functools
+import random
 import re
+
+import sympy
 
 from rlvr.types import Sample
 from verifiers.base import Verdict, register_verifier
+from verifiers.extract import extract_answer
+from verifiers.latex_expr import ParseError, TooComplex
+from verifiers.math_answer import Value, parse_answer
+from verifiers.normalize import Norm, normalize
+
+MAX_COMPLETION = 200_000  # characters; a megabyte answer is rejected before anything else runs
+MAX_OPS = 300  # sympy operation count above which symbolic checks are skipped
+_POINTS = [sympy.Rational(random.Random(k).randint(11, 97), 37) for k in range(3)]  # fixed: deterministic
 
 
-def _last_boxed(text: str) -> str | None:
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return None
-    depth, j = 0, i + len("\\boxed{") - 1
-    for k in range(j, len(text)):
-        if text[k] == "{":
-            depth += 1
-        elif text[k] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[j + 1 : k]
-    return None
+def _decimals(gold_text: str) -> int | None:
+    """Decimal places of a gold answer written as one decimal number (a rounded value), else None."""
+    m = re.fullmatch(r"-?\d*\.(\d+)", gold_text.strip())
+    return len(m.group(1)) if m else None
 
 
-def _number(s: str) -> float | None:
-    s = s.replace(",", "").replace("$", "").strip()
+def _num_equal(d: sympy.Expr, scale: sympy.Expr) -> bool:
+    v = sympy.N(d, 30)
+    s = abs(sympy.N(scale, 30))
+    if not v.is_number or not s.is_number or v.has(sympy.nan, sympy.zoo) or s.has(sympy.nan, sympy.zoo):
+        return False
+    return bool(abs(v) <= sympy.Float("1e-20", 30) * max(1, s))
+
+
+def expr_equal(g: sympy.Expr, p: sympy.Expr, gold_decimals: int | None = None) -> bool:
+    """Exact (or, for a decimal gold, to its rounding) equality of two sympy expressions."""
+    if g == p:
+        return True
+    if g.has(sympy.oo, -sympy.oo, sympy.zoo) or p.has(sympy.oo, -sympy.oo, sympy.zoo):
+        return False
+    if g.free_symbols != p.free_symbols:
+        return False
+    d = g - p
+    if not g.free_symbols:
+        if _num_equal(d, g):
+            return True
+        if gold_decimals is not None and p.is_real:
+            half = sympy.Rational(1, 2 * 10**gold_decimals)
+            return bool(abs(sympy.N(d, 30)) <= half * (1 + sympy.Rational(1, 10**9)))
+        return False
+    if sympy.count_ops(d) > MAX_OPS:
+        return False
+    if d.is_polynomial() and sympy.expand(d) == 0:
+        return True
+    syms = sorted(g.free_symbols, key=str)
+    for k in range(len(_POINTS)):
+        pt = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(syms)}
+        if not _num_equal(d.subs(pt), g.subs(pt)):
+            return False
+    return True
+
+
+def _eq_equal(d1: sympy.Expr, d2: sympy.Expr) -> bool:
+    """lhs1 - rhs1 and lhs2 - rhs2 describe the same equation: one is a nonzero constant times the other."""
+    if d1.free_symbols != d2.free_symbols or sympy.count_ops(d1) + sympy.count_ops(d2) > MAX_OPS:
+        return False
+    syms = sorted(d1.free_symbols, key=str)
+    ratios = []
+    for k in range(len(_POINTS)):
+        pt = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(syms)}
+        a, b = sympy.N(d1.subs(pt), 30), sympy.N(d2.subs(pt), 30)
+        if abs(b) < 1e-25:
+            if abs(a) > 1e-25:
+                return False
+            continue
+        ratios.append(a / b)
+    return bool(ratios) and all(abs(r - ratios[0]) < 1e-15 * max(1, abs(ratios[0])) for r in ratios) and (
+        abs(ratios[0]) > 1e-25
+    )
+
+
+def _match_unordered(gs: tuple[Value, ...], ps: tuple[Value, ...], dec: int | None) -> bool:
+    if len(gs) != len(ps):
+        return False
+    left = list(ps)
+    for g in gs:
+        k = next((k for k, p in enumerate(left) if equal(g, p, dec)), None)
+        if k is None:
+            return False
+        left.pop(k)
+    return True
+
+
+def _intervals_equal(gs: tuple, ps: tuple) -> bool:
+    def same(a: tuple, b: tuple) -> bool:
+        return a[2] == b[2] and a[3] == b[3] and expr_equal(a[0], b[0]) and expr_equal(a[1], b[1])
+
+    return len(gs) == len(ps) and all(any(same(g, p) for p in ps) for g in gs)
+
+
+def equal(g: Value, p: Value, dec: int | None = None) -> bool:
+    """Are two parsed answers equivalent? `g` is the gold one."""
+    if g.kind == "assign" and p.kind != "assign":
+        return equal(g.items[0], p, dec)
+    if p.kind == "assign" and g.kind != "assign":
+        return equal(g, p.items[0], dec)
+    if g.kind == "assign":
+        return g.var == p.var and equal(g.items[0], p.items[0], dec)
+    if g.kind in ("set", "list") and p.kind in ("set", "list"):
+        return _match_unordered(g.items, p.items, dec)
+    if g.kind == "intervals" and p.kind == "tuple" and len(g.items) == 1 and len(p.items) == 2:
+        lo, hi, lo_open, hi_open = g.items[0]  # "(1,2)" written for an open interval
+        return lo_open and hi_open and all(q.kind == "expr" for q in p.items) and _intervals_equal(
+            g.items, ((p.items[0].items[0], p.items[1].items[0], True, True),)
+        )
+    if p.kind == "intervals" and g.kind == "tuple":
+        return equal(p, g, dec)
+    if g.kind != p.kind:
+        return False
+    if g.kind == "expr":
+        return expr_equal(g.items[0], p.items[0], dec)
+    if g.kind == "tuple":
+        return len(g.items) == len(p.items) and all(equal(a, b, dec) for a, b in zip(g.items, p.items))
+    if g.kind == "intervals":
+        return _intervals_equal(g.items, p.items)
+    if g.kind == "eq":
+        return _eq_equal(g.items[0], p.items[0])
+    if g.kind == "matrix":
+        return len(g.items) == len(p.items) and all(
+            len(a) == len(b) and all(expr_equal(x, y) for x, y in zip(a, b)) for a, b in zip(g.items, p.items)
+        )
+    return g.items == p.items  # text
+
+
+@functools.lru_cache(maxsize=4096)
+def _gold(reference: str) -> tuple[Norm, Value | None, str | None]:
+    """Normalised and parsed gold answer, cached: the same gold is checked for every completion of a group."""
+    norm = normalize(reference)
     try:
-        return float(s)
-    except ValueError:
-        return None
+        return norm, parse_answer(norm.text), None
+    except (ParseError, TooComplex) as e:
+        return norm, None, f"{type(e).__name__}: {e}"
+
+
+def _text_key(n: Norm) -> str:
+    return re.sub(r"\s+", "", n.text).lower()
+
+
+def judge(pred: str, reference: str) -> tuple[bool, str]:
+    """(correct, reason) for an extracted answer against a gold answer."""
+    gn, gv, gerr = _gold(reference)
+    pn = normalize(pred)
+    if pn.hedged and not gn.hedged:
+        return False, "hedged"
+    if gn.unit and pn.unit and gn.unit != pn.unit:
+        return False, "wrong_unit"
+    if gn.choice is not None:
+        return pn.choice == gn.choice or _text_key(pn) == _text_key(gn), "choice"
+    if _text_key(pn) == _text_key(gn) and pn.percent == gn.percent:
+        return True, "string"
+    if gv is None:
+        raise ValueError(f"gold answer {reference!r} cannot be parsed ({gerr})")
+    try:
+        pv = parse_answer(pn.text)
+    except TooComplex:
+        return False, "rejected_too_complex"
+    except (ParseError, RecursionError):
+        return False, "unparsable"
+    return equal(gv, pv, _decimals(gn.text)), "sympy"
 
 
 @register_verifier("math")
 def math_verifier(completion: str, sample: Sample) -> Verdict:
+    """1.0 when the completion's final answer equals `sample.reference` (see module doc)."""
     if sample.reference is None:
         return Verdict.failure("sample has no reference answer")
-    pred = _last_boxed(completion)
-    if pred is None and "####" in completion:
-        pred = completion.rsplit("####", 1)[1].strip().split("\n")[0]
-    if pred is None:
-        return Verdict(0.0, False, info={"reason": "no_answer"})
-    a, b = _number(pred), _number(sample.reference)
-    ok = a is not None and b is not None and abs(a - b) < 1e-9
-    return Verdict(float(ok), ok, info={"pred": pred})
+    if len(completion) > MAX_COMPLETION:
+        return Verdict(0.0, False, info={"reason": "too_long"})
+    ex = extract_answer(completion)
+    if ex.pred is None:
+        return Verdict(0.0, False, info={"reason": ex.reason})
+    info = {"pred": ex.pred, "extracted_by": ex.reason}
+    try:
+        ok, reason = judge(ex.pred, sample.reference)
+    except ValueError as e:  # the gold itself cannot be read: an error to count, not a wrong answer
+        return Verdict.failure(str(e), **info)
+    info["reason"] = reason
+    return Verdict(float(ok), ok, info=info)

@@ -1,0 +1,153 @@
+"""Find the final answer of a completion.
+
+In order: the `\\boxed{}` / `\\fbox{}` answers (nested braces), a GSM8K `####`
+line, "The (final) answer is ..." / "Answer: ...", then a text-only final
+sentence ("So she has 18 apples left."). It does not judge the answer, and it
+refuses rather than guesses: several different boxed candidates, or a completion
+cut off before its answer (an unclosed box, an unfinished last sentence), yield
+no answer, so a policy cannot be rewarded for a hedge or an intermediate value.
+
+    >>> last_boxed("first \\\\boxed{1}, finally \\\\boxed{\\\\frac{1}{2}}")
+    '\\\\frac{1}{2}'
+    >>> extract_answer("The answer is 18.").pred
+    '18'
+    >>> extract_answer("\\\\boxed{8} or maybe \\\\boxed{9}").reason
+    'multiple_boxed'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+(?=[^\s{])")
+
+
+@dataclass
+class Extraction:
+    pred: str | None
+    reason: str  # "boxed", "hash", "answer_is", "final_sentence", or why nothing was taken
+    n_boxed: int = 0
+
+
+def boxed_all(text: str) -> tuple[list[str], bool]:
+    """Contents of every `\\boxed{...}` / `\\fbox{...}` (and `\\boxed 5`), and whether one is unclosed."""
+    out: list[str] = []
+    unclosed = False
+    for m in _BOX.finditer(text):
+        if not m.group(0).endswith("{"):  # "\boxed 5": up to the next space or $
+            rest = re.match(r"[^\s$]+", text[m.end() :])
+            if rest:
+                out.append(rest.group(0))
+            continue
+        depth, start = 1, m.end()
+        for k in range(start, len(text)):
+            c = text[k]
+            if c == "{" and text[k - 1] != "\\":
+                depth += 1
+            elif c == "}" and text[k - 1] != "\\":
+                depth -= 1
+                if depth == 0:
+                    out.append(text[start:k])
+                    break
+        else:
+            unclosed = True
+    return out, unclosed
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{}` / `\\fbox{}`, or None."""
+    boxes, _ = boxed_all(text)
+    return boxes[-1] if boxes else None
+
+
+def _canon(s: str) -> str:
+    """Enough normalisation to tell that two boxes hold the same answer."""
+    return re.sub(r"\s+|\\[,!;: ]|\\left|\\right|\\displaystyle|\$|\.$", "", s).replace("dfrac", "frac")
+
+
+_ANSWER_IS = re.compile(
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(.+)", re.IGNORECASE | re.DOTALL
+)
+_NUMBER_RUN = re.compile(
+    r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?|\\[dt]?frac\{[^{}]+\}\{[^{}]+\}|\\sqrt\{[^{}]+\}"
+)
+
+
+def _first_sentence(s: str) -> str:
+    s = s.strip()
+    # a sentence ends at a newline or a period followed by a space/end (not a decimal point)
+    s = re.split(r"\n|(?<=[^\d\s])\.(?=\s|$)|(?<=\d)\.(?=\s|$)", s, maxsplit=1)[0]
+    return s.strip().rstrip(".").strip()
+
+
+def _strip_math_delims(s: str) -> str:
+    s = s.strip()
+    for a, b in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"), ("**", "**")):
+        if s.startswith(a) and s.endswith(b) and len(s) >= len(a) + len(b):
+            s = s[len(a) : len(s) - len(b)].strip()
+    return s
+
+
+def _looks_truncated(text: str) -> bool:
+    t = text.rstrip()
+    if not t:
+        return True
+    if t.count("$") % 2 == 1 or t.count("\\[") > t.count("\\]") or t.count("\\(") > t.count("\\)"):
+        return True
+    depth = 0
+    for c in t:
+        depth += c == "{"
+        depth -= c == "}"
+    if depth > 0:
+        return True
+    # a finished final statement ends with punctuation, a closing math delimiter or a number/word answer
+    return t[-1] in ",;:+-*/=(([{\\^_" or bool(re.search(r"\b(and|or|the|is|of|to|by|then|so|we|a)$", t))
+
+
+def extract_answer(completion: str) -> Extraction:
+    """The final answer of `completion`, or `pred=None` with the reason none was taken."""
+    text = completion
+    boxes, unclosed = boxed_all(text)
+    if boxes:
+        distinct = {_canon(b) for b in boxes}
+        if len(distinct) > 1:
+            return Extraction(None, "multiple_boxed", len(boxes))
+        if unclosed:  # a closed box, then a different one cut off: the answer changed mid-way
+            return Extraction(None, "unclosed_boxed", len(boxes))
+        return Extraction(boxes[-1].strip(), "boxed", len(boxes))
+    if unclosed:
+        return Extraction(None, "unclosed_boxed")
+    if "####" in text:
+        tail = text.rsplit("####", 1)[1].strip().split("\n")[0].strip()
+        return Extraction(tail or None, "hash" if tail else "empty_hash")
+    matches = list(_ANSWER_IS.finditer(text))
+    if matches:
+        body = matches[-1].group(1)
+        while True:  # "The answer is: the answer is 5" -> take the innermost
+            inner = _ANSWER_IS.search(body)
+            if not inner:
+                break
+            body = inner.group(1)
+        sent = _strip_math_delims(_first_sentence(body))
+        if sent and not _looks_truncated(body):
+            return Extraction(sent, "answer_is")
+        return Extraction(None, "truncated")
+    if _looks_truncated(text):
+        return Extraction(None, "truncated")
+    stripped = _strip_math_delims(text.strip().rstrip("."))
+    if len(stripped) <= 40 and "\n" not in stripped and not re.search(r"[a-zA-Z]{4,}\s+[a-zA-Z]{3,}", stripped):
+        return Extraction(stripped, "whole")  # the completion is the bare answer
+    last = [p for p in re.split(r"\n\s*\n|\n", text.strip()) if p.strip()][-1]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", last.strip()) if s.strip()]
+    final = sentences[-1] if sentences else last
+    math_spans = re.findall(r"\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", final, re.DOTALL)
+    if math_spans:
+        span = [x for x in math_spans[-1] if x][0]
+        rhs = span.rsplit("=", 1)[-1].strip()
+        if rhs:
+            return Extraction(rhs, "final_sentence")
+    nums = _NUMBER_RUN.findall(final)
+    if nums:
+        return Extraction(nums[-1].strip(), "final_sentence")
+    return Extraction(None, "no_answer")
