@@ -43,7 +43,7 @@ def group_advantages(rewards: Tensor, *, estimator: str = "grpo", scale_rewards:
         raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
     if scale_rewards not in SCALE_REWARDS:
         raise ValueError(f"unknown scale_rewards {scale_rewards!r}; expected one of {SCALE_REWARDS}")
-    r = rewards.float()                                        # (P, G)
+    r = rewards if rewards.is_floating_point() else rewards.float()  # (P, G); int/bool rewards become float32
     G = r.shape[1]
     if estimator == "rloo" and G < 2:
         raise ValueError(f"estimator 'rloo' needs at least 2 completions per prompt, got G={G}")
