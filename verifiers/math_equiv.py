@@ -205,7 +205,7 @@ def math_verifier(completion: str, sample: Sample) -> Verdict:
     info = {"pred": ex.pred, "extracted_by": ex.reason}
     try:
         ok, reason = judge(ex.pred, sample.reference)
-    except ValueError as e:  # the gold itself cannot be read: an error to count, not a wrong answer
-        return Verdict.failure(str(e), **info)
+    except Exception as e:  # an unreadable gold or a sympy failure: an error to count, never a wrong answer
+        return Verdict.failure(f"{type(e).__name__}: {e}", **info)
     info["reason"] = reason
     return Verdict(float(ok), ok, info=info)
