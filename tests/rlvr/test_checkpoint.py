@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 import transformers
 from accelerate import Accelerator
@@ -135,7 +136,8 @@ def test_lora_saves_merged_weights_as_plain_model(tmp_path):
     out = save_pretrained(accelerator, model, tiny_tokenizer(), tmp_path / "final")
 
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out)
-    assert not any("lora" in n for n, _ in reloaded.named_parameters())
+    saved = safetensors.torch.load_file(out / "model.safetensors")
+    assert sorted(saved) == sorted(tiny_qwen2().state_dict())  # plain Qwen2 key names, no lora/base_layer
     ids = torch.tensor([[3, 4, 5, 6, 7]])
     with torch.no_grad():
         want = model(input_ids=ids).logits
@@ -146,3 +148,56 @@ def test_lora_saves_merged_weights_as_plain_model(tmp_path):
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     # the training model was not modified (still unmerged LoRA)
     assert not any(getattr(m, "merged", False) for m in model.modules())
+
+
+DDP_WORKER = '''
+import json, sys, torch, transformers
+from accelerate import Accelerator
+from rlvr.checkpoint import load_checkpoint, save_checkpoint, save_pretrained
+root = sys.argv[1]
+acc = Accelerator(cpu=True)
+torch.manual_seed(0)
+cfg = transformers.Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, num_key_value_heads=1)
+model = transformers.Qwen2ForCausalLM(cfg)
+opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+model, opt = acc.prepare(model, opt)
+torch.manual_seed(100 + acc.process_index)  # different data stream per rank
+
+def step():
+    ids = torch.randint(0, 64, (2, 6))
+    acc.backward(model(input_ids=ids, labels=ids).loss)
+    opt.step()
+    opt.zero_grad()
+
+step()
+ckpt = save_checkpoint(acc, root + "/ckpt", 1, {"rank0_pos": 7})
+want_rand = torch.rand(3).tolist()
+want_w = {k: v.clone() for k, v in model.state_dict().items()}
+step()
+save_checkpoint(acc, root + "/ckpt", 2, {}, keep_last=2)
+state = load_checkpoint(acc, ckpt)
+ok = (torch.rand(3).tolist() == want_rand and state["rank0_pos"] == 7
+      and all(torch.equal(v, want_w[k]) for k, v in model.state_dict().items()))
+save_pretrained(acc, model, None, root + "/final")
+with open(f"{root}/rank{acc.process_index}.json", "w") as f:
+    json.dump({"ok": ok, "rand": want_rand, "world": acc.num_processes}, f)
+'''
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_save_and_restore_per_rank_rng(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert all(r["ok"] and r["world"] == 2 for r in ranks)
+    assert ranks[0]["rand"] != ranks[1]["rand"]  # each rank got its own RNG stream back
+    ckpt_files = sorted(p.name for p in (tmp_path / "ckpt" / "step_00000001").iterdir())
+    assert {"random_states_0.pkl", "random_states_1.pkl", "trainer_state.json"} <= set(ckpt_files)
+    assert transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "final").config.num_hidden_layers == 1
