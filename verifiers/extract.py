@@ -11,8 +11,8 @@ no answer, so a policy cannot be rewarded for a hedge or an intermediate value.
     '\\\\frac{1}{2}'
     >>> extract_answer("The answer is 18.").pred
     '18'
-    >>> extract_answer("\\\\boxed{8} or maybe \\\\boxed{9}").reason
-    'multiple_boxed'
+    >>> extract_answer("\\\\boxed{8} or maybe \\\\boxed{9}").others
+    ('8',)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Extraction:
     pred: str | None
     reason: str  # "boxed", "hash", "answer_is", "final_sentence", or why nothing was taken
     n_boxed: int = 0
+    others: tuple[str, ...] = ()  # other boxed candidates that differ in writing from `pred`
 
 
 def boxed_all(text: str) -> tuple[list[str], bool]:
@@ -61,8 +62,19 @@ def last_boxed(text: str) -> str | None:
     return boxes[-1] if boxes else None
 
 
+def _unbox(s: str) -> str:
+    """`\\boxed{\\boxed{8}}` -> `8`."""
+    s = s.strip()
+    while (m := _BOX.match(s)) is not None:
+        inner, _ = boxed_all(s)
+        if not inner or len(s) > len(inner[0]) + m.end() + 1:
+            break
+        s = inner[0].strip()
+    return s
+
+
 def _canon(s: str) -> str:
-    """Enough normalisation to tell that two boxes hold the same answer."""
+    """Enough normalisation to tell that two boxes are written the same way."""
     return re.sub(r"\s+|\\[,!;: ]|\\left|\\right|\\displaystyle|\$|\.$", "", s).replace("dfrac", "frac")
 
 
@@ -83,6 +95,7 @@ def _first_sentence(s: str) -> str:
 
 def _strip_math_delims(s: str) -> str:
     s = s.strip()
+    s = s.strip("*").strip()  # markdown bold around or inside "**Answer:** 64"
     for a, b in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"), ("**", "**")):
         if s.startswith(a) and s.endswith(b) and len(s) >= len(a) + len(b):
             s = s[len(a) : len(s) - len(b)].strip()
@@ -93,7 +106,10 @@ def _looks_truncated(text: str) -> bool:
     t = text.rstrip()
     if not t:
         return True
-    if t.count("$") % 2 == 1 or t.count("\\[") > t.count("\\]") or t.count("\\(") > t.count("\\)"):
+    dollars = t.count("$") - t.count("\\$")
+    if dollars % 2 == 1 and not re.search(r"(?:^|\s)\$\d", t):  # "$18" is money, not an open formula
+        return True
+    if t.count("\\[") > t.count("\\]") or t.count("\\(") > t.count("\\)"):
         return True
     depth = 0
     for c in t:
@@ -110,12 +126,18 @@ def extract_answer(completion: str) -> Extraction:
     text = completion
     boxes, unclosed = boxed_all(text)
     if boxes:
-        distinct = {_canon(b) for b in boxes}
-        if len(distinct) > 1:
-            return Extraction(None, "multiple_boxed", len(boxes))
-        if unclosed:  # a closed box, then a different one cut off: the answer changed mid-way
+        if unclosed:  # a closed box, then another one cut off: the answer changed mid-way
             return Extraction(None, "unclosed_boxed", len(boxes))
-        return Extraction(boxes[-1].strip(), "boxed", len(boxes))
+        boxes = [_unbox(b) for b in boxes]
+        last = boxes[-1]
+        seen = {_canon(last)}
+        others = []
+        for b in boxes[:-1]:
+            if _canon(b) not in seen:
+                seen.add(_canon(b))
+                others.append(b)
+        # the caller decides whether differently written boxes hold one answer (1/2 and 0.5) or several
+        return Extraction(last, "boxed", len(boxes), tuple(others))
     if unclosed:
         return Extraction(None, "unclosed_boxed")
     if "####" in text:

@@ -37,6 +37,7 @@ from verifiers.math_answer import Value, parse_answer
 from verifiers.normalize import Norm, normalize
 
 MAX_COMPLETION = 200_000  # characters; a megabyte answer is rejected before anything else runs
+MAX_PRED = 2000  # characters of an extracted answer; longer is not an answer a grader would read
 MAX_OPS = 300  # sympy operation count above which symbolic checks are skipped
 _POINTS = [sympy.Rational(random.Random(k).randint(11, 97), 37) for k in range(3)]  # fixed: deterministic
 
@@ -121,8 +122,17 @@ def _intervals_equal(gs: tuple, ps: tuple) -> bool:
     return len(gs) == len(ps) and all(any(same(g, p) for p in ps) for g in gs)
 
 
+def _as_eq(v: Value) -> Value:
+    inner = v.items[0]
+    if inner.kind != "expr" or v.var is None or "(" in v.var:
+        return v
+    return Value("eq", (sympy.Symbol(v.var) - inner.items[0],))
+
+
 def equal(g: Value, p: Value, dec: int | None = None) -> bool:
     """Are two parsed answers equivalent? `g` is the gold one."""
+    if {g.kind, p.kind} == {"assign", "eq"}:  # "x = 5-2y" against "x+2y=5"
+        g, p = (_as_eq(v) if v.kind == "assign" else v for v in (g, p))
     if g.kind == "assign" and p.kind != "assign":
         return equal(g.items[0], p, dec)
     if p.kind == "assign" and g.kind != "assign":
@@ -189,7 +199,7 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
         return False, "rejected_too_complex"
     except (ParseError, RecursionError):
         return False, "unparsable"
-    return equal(gv, pv, _decimals(gn.text)), "sympy"
+    return bool(equal(gv, pv, _decimals(gn.text))), "sympy"
 
 
 @register_verifier("math")
@@ -202,9 +212,17 @@ def math_verifier(completion: str, sample: Sample) -> Verdict:
     ex = extract_answer(completion)
     if ex.pred is None:
         return Verdict(0.0, False, info={"reason": ex.reason})
-    info = {"pred": ex.pred, "extracted_by": ex.reason}
+    info = {"pred": ex.pred[:MAX_PRED], "extracted_by": ex.reason}
+    if len(ex.pred) > MAX_PRED:
+        return Verdict(0.0, False, info={**info, "reason": "rejected_too_long"})
+    if len(ex.others) > 4:
+        return Verdict(0.0, False, info={**info, "reason": "multiple_boxed"})
     try:
         ok, reason = judge(ex.pred, sample.reference)
+        # several boxes written differently: correct only if every one of them is (1/2 and 0.5), never a hedge
+        for other in ex.others:
+            if ok and not judge(other, sample.reference)[0]:
+                ok, reason = False, "multiple_boxed"
     except Exception as e:  # an unreadable gold or a sympy failure: an error to count, never a wrong answer
         return Verdict.failure(f"{type(e).__name__}: {e}", **info)
     info["reason"] = reason

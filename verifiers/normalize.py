@@ -30,7 +30,7 @@ class Norm:
     percent: bool = False
     degrees: bool = False
     unit: str | None = None  # canonical unit name, e.g. "cm"
-    hedged: bool = False  # "8 or 9", "not 5", "approximately 3"
+    hedged: bool = False  # "not 5", "either 8 or 9", "approximately 3"
     choice: str | None = None  # "B" for `\text{(B)}`, "(B)", "B"
 
 
@@ -60,7 +60,7 @@ _UNIT_OF = {sp: canon for canon, spellings in _UNITS.items() for sp in spellings
 _SQUARE = re.compile(r"^(?:sq\.?|square|cubic)\s+|\^[23]$|\^\{[23]\}$")
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # fmt: skip
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_HEDGE = re.compile(r"\b(?:or|not|maybe|either|perhaps|approximately|approx|about|around|roughly)\b|\\approx|\\neq?\b|\\ne\b|≈")
+_HEDGE = re.compile(r"\b(?:not|maybe|either|perhaps|approximately|approx|about|around|roughly)\b|\\approx|\\neq?\b|\\ne\b|≈")
 
 
 def words_to_number(s: str) -> int | None:
@@ -100,13 +100,13 @@ def normalize(answer: str) -> Norm:
     s = answer.strip()
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
-    hedged = bool(_HEDGE.search(re.sub(r"\\text\{\s*or\s*\}", " or ", s)))
+    hedged = bool(_HEDGE.search(s))  # "8 or 9" needs no flag: it parses as a list, which a single gold never equals
     # math delimiters and trailing punctuation
     s = re.sub(r"^\$+|\$+$|^\\\[|\\\]$|^\\\(|\\\)$", "", s.strip()).strip()
     s = re.sub(r"[.。]+$", "", s).strip()
     # spacing and sizing commands carry no meaning
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle|textstyle)(?![a-zA-Z])", "", s)
-    s = re.sub(r"\\[,!;: ]|\\quad|\\qquad|~", " ", s)
+    s = re.sub(r"(?<!\\)\\[,!;: ]|\\quad|\\qquad|~", " ", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = s.replace("{,}", "")
     for cmd in ("mathrm", "mathbf", "textbf", "mathit", "boldsymbol", "operatorname", "mbox", "textrm", "hbox"):
@@ -140,6 +140,8 @@ def normalize(answer: str) -> Norm:
     # repeating decimals: 0.\overline{3}, 0.1\overline{6}, 0.\dot{3}, 0.333...
     s = re.sub(r"(\d*)\.(\d*)\\(?:overline|dot)\{(\d+)\}", _repeating, s)
     s = re.sub(r"(\d*)\.(\d*?)(\d)\3+(?:\\ldots|\\dots|\\cdots|\.\.\.)", lambda m: _repeating_tail(m), s)
+    # mixed numbers: 2\frac{1}{2} is 2 + 1/2, as graders read it
+    s = re.sub(r"(?<![\d.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", r"(\1+\\frac{\2}{\3})", s)
     n = words_to_number(s) if re.fullmatch(r"[a-zA-Z \-]+", s) else None
     if n is not None:
         s = str(n)

@@ -10,7 +10,8 @@ and replaced; a worker that dies gets `error="worker crashed ..."` likewise.
 The other items carry on. No `signal.alarm`, so the pool works from any thread,
 from asyncio (`averify_batch`), and in any process (build one pool per process;
 a pool is not shared across `fork`). `stats` counts items, errors, timeouts,
-crashes and restarts for the trainers' metrics.
+crashes and restarts for the trainers' metrics; each verdict's
+`info["verify_s"]` is its time inside the worker.
 
 Not here: what a verifier computes (see the registry), sandboxing of untrusted
 code (see `sandbox/`).
@@ -211,6 +212,7 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str) -> None:
             k, key, name, args, completion, sample = recv_conn.recv()
         except EOFError:  # the pool closed its end: exit quietly
             return
+        t = time.perf_counter()
         try:
             if key not in cache:
                 cache[key] = get_verifier(name, **args)
@@ -219,6 +221,7 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str) -> None:
                 verdict = Verdict.failure(f"verifier {name!r} returned {type(verdict).__name__}, not a Verdict")
         except Exception as e:  # a verifier bug (or a bad name) is an error verdict for this item, counted
             verdict = Verdict.failure(f"{type(e).__name__}: {e}")
+        verdict.info["verify_s"] = time.perf_counter() - t  # per-item latency, for metrics and benchmarks
         try:
             send_conn.send((k, verdict))
         except Exception as e:  # e.g. an unpicklable info dict

@@ -1,0 +1,130 @@
+"""Benchmark: our `math` verifier against math-verify on a labelled set, in one run.
+
+Both run in 2 worker processes over `benchmarks/data/math_labelled.jsonl`
+(completion, gold, label triples written by hand rules: every answer form the
+verifier supports, plus false-positive traps and blow-up inputs). Ours goes
+through the real `VerifierPool(num_workers=2)`; math-verify through a
+`ProcessPoolExecutor(2)` (its own `signal.alarm` timeouts work there because
+tasks run on the workers' main threads). Printed: accuracy, false-positive
+rate (wrong answers scored correct / all wrong), false-negative rate (right
+answers scored wrong / all right), errors, items/s, and p50/p99 per-item
+latency measured inside the workers.
+
+    python benchmarks/math_verifier.py [--data benchmarks/data/math_labelled.jsonl] [--show 10]
+
+Needs `pip install math-verify` (the `bench` extra) for the baseline column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from rlvr.types import Sample
+from verifiers.pool import VerifierPool
+
+DATA = Path(__file__).parent / "data" / "math_labelled.jsonl"
+
+
+def load(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        r = json.loads(line)
+        for key, typ in (("completion", str), ("gold", str), ("label", bool)):
+            if not isinstance(r.get(key), typ):
+                raise ValueError(f"{path}:{n}: field {key!r} must be {typ.__name__}, got {r.get(key)!r}")
+        rows.append(r)
+    return rows
+
+
+def _math_verify_one(args: tuple[str, str]) -> tuple[bool, bool, float]:
+    """(correct, error, seconds) for one item through math-verify, as its README does it."""
+    from math_verify import parse, verify
+
+    completion, gold = args
+    t = time.perf_counter()
+    try:
+        ok = bool(verify(parse("$" + gold + "$"), parse(completion)))
+        err = False
+    except Exception:  # math-verify raises on some inputs (and on its own timeouts): count as an error
+        ok, err = False, True
+    return ok, err, time.perf_counter() - t
+
+
+def _warm(_: int) -> None:
+    from math_verify import parse, verify
+
+    verify(parse("$\\frac{1}{2}$"), parse("\\boxed{0.5}"))
+
+
+def run_ours(rows: list[dict], workers: int) -> tuple[list[bool], list[bool], list[float], float]:
+    samples = [Sample(id=str(r.get("id", k)), prompt="", reference=r["gold"]) for k, r in enumerate(rows)]
+    with VerifierPool(num_workers=workers, timeout_s=5.0) as pool:
+        pool.verify_batch("math", {}, ["\\boxed{1}"] * workers * 2, samples[: workers * 2])  # wait until started
+        t = time.perf_counter()
+        verdicts = pool.verify_batch("math", {}, [r["completion"] for r in rows], samples)
+        wall = time.perf_counter() - t
+    lat = [v.info.get("verify_s", 5.0) for v in verdicts]  # a timeout has no inner time: count the limit
+    return [v.correct for v in verdicts], [v.error is not None for v in verdicts], lat, wall
+
+
+def run_math_verify(rows: list[dict], workers: int) -> tuple[list[bool], list[bool], list[float], float]:
+    with ProcessPoolExecutor(workers) as ex:
+        list(ex.map(_warm, range(workers * 2)))
+        t = time.perf_counter()
+        out = list(ex.map(_math_verify_one, [(r["completion"], r["gold"]) for r in rows]))
+        wall = time.perf_counter() - t
+    return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out], wall
+
+
+def report(name: str, rows: list[dict], pred: list[bool], err: list[bool], lat: list[float], wall: float) -> dict:
+    labels = [r["label"] for r in rows]
+    pos, neg = sum(labels), len(labels) - sum(labels)
+    fp = sum(p and not y for p, y in zip(pred, labels))
+    fn = sum(y and not p for p, y in zip(pred, labels))
+    lat_ms = sorted(x * 1000 for x in lat)
+    m = {
+        "accuracy": sum(p == y for p, y in zip(pred, labels)) / len(rows),
+        "fp_rate": fp / max(neg, 1),
+        "fn_rate": fn / max(pos, 1),
+        "errors": sum(err),
+        "items_per_s": len(rows) / wall,
+        "p50_ms": lat_ms[len(lat_ms) // 2],
+        "p99_ms": lat_ms[min(len(lat_ms) - 1, int(0.99 * len(lat_ms)))],
+    }
+    print(
+        f"{name:<12} acc {m['accuracy']:.3f}  FP {m['fp_rate']:.1%}  FN {m['fn_rate']:.1%}  errors {m['errors']:>3}  "
+        f"{m['items_per_s']:8.1f} items/s  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms"
+    )
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--show", type=int, default=0, help="print up to N disagreements with the labels per verifier")
+    a = ap.parse_args()
+    rows = load(a.data)
+    print(f"{len(rows)} labelled items ({sum(r['label'] for r in rows)} correct) from {a.data}, {a.workers} workers")
+    results = {"ours": run_ours(rows, a.workers)}
+    try:
+        results["math-verify"] = run_math_verify(rows, a.workers)
+    except ImportError:
+        print("math-verify is not installed (pip install math-verify): baseline skipped")
+    metrics = {name: report(name, rows, *res) for name, res in results.items()}
+    if "math-verify" in metrics:
+        o, b = metrics["ours"], metrics["math-verify"]
+        print(f"throughput ratio ours / math-verify: {o['items_per_s'] / b['items_per_s']:.1f}x")
+    for name, (pred, err, _, _) in results.items():
+        wrong = [(r, p) for r, p in zip(rows, pred) if p != r["label"]][: a.show]
+        for r, p in wrong:
+            print(f"  [{name}] {r.get('category', '?')}: gold {r['gold']!r} label {r['label']} got {p}: "
+                  f"{r['completion'][-90:]!r}")
+
+
+if __name__ == "__main__":
+    main()
