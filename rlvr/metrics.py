@@ -16,11 +16,13 @@ This module imports no torch; tensors are converted through `.item()`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
 import math
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -31,6 +33,12 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+
+
+@functools.cache
+def _say_skipped(reason: str) -> None:
+    """Log why a backend is off, once per process (trainers may build several loggers)."""
+    logger.info(reason)
 
 
 def _to_number(key: str, value) -> float | int | None:
@@ -93,7 +101,7 @@ class MetricsLogger:
 
     def _open_tensorboard(self, resume_step: int | None):
         if importlib.util.find_spec("tensorboard") is None:
-            logger.info("tensorboard is not installed: not logging to TensorBoard")
+            _say_skipped("tensorboard is not installed: not logging to TensorBoard")
             return None
         from torch.utils.tensorboard import SummaryWriter
 
@@ -103,16 +111,16 @@ class MetricsLogger:
 
     def _open_wandb(self, config: dict | None, resume_step: int | None):
         if importlib.util.find_spec("wandb") is None:
-            logger.info("wandb is not installed: not logging to wandb")
+            _say_skipped("wandb is not installed: not logging to wandb")
             return None
         if not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
-            logger.info("neither WANDB_API_KEY nor WANDB_MODE is set: not logging to wandb")
+            _say_skipped("neither WANDB_API_KEY nor WANDB_MODE is set: not logging to wandb")
             return None
         import wandb
 
         # Keep the run id in the run dir so a resumed run continues the same wandb run.
         id_file = self.run_dir / "wandb_run_id.txt"
-        run_id = id_file.read_text().strip() if resume_step is not None and id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if resume_step is not None and id_file.exists() else secrets.token_hex(4)
         id_file.write_text(run_id + "\n")
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "rlvr"), id=run_id, resume="allow",
                           dir=str(self.run_dir), config=config, name=self.run_dir.name)

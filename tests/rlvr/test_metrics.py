@@ -113,3 +113,21 @@ def test_metrics_module_does_not_import_torch():
 
     code = "import sys, rlvr.metrics; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tensorboard_resume_purges_steps_after_checkpoint(tmp_path):
+    pytest.importorskip("tensorboard")  # optional backend: runs where it is installed
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = MetricsLogger(tmp_path, report_to=("tensorboard",))
+    for step in range(1, 6):
+        log.log(step, {"loss": float(step)})
+    log.close()
+    log = MetricsLogger(tmp_path, report_to=("tensorboard",), resume_step=3)
+    for step in (4, 5):
+        log.log(step, {"loss": 10.0 * step})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0)]
+    assert not (tmp_path / "metrics.jsonl").exists()  # jsonl not asked for
