@@ -81,6 +81,7 @@ def _canon(s: str) -> str:
 _ANSWER_IS = re.compile(
     r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(.+)", re.IGNORECASE | re.DOTALL
 )
+_CHOICE = re.compile(r"\(([A-E])\)|\b(?:option|choice)\s+\(?([A-E])\b")
 _NUMBER_RUN = re.compile(
     r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?|\\[dt]?frac\{[^{}]+\}\{[^{}]+\}|\\sqrt\{[^{}]+\}"
 )
@@ -121,6 +122,18 @@ def _looks_truncated(text: str) -> bool:
     return t[-1] in ",;:+-*/=(([{\\^_" or bool(re.search(r"\b(and|or|the|is|of|to|by|then|so|we|a)$", t))
 
 
+def _finished(sentence: str) -> bool:
+    """A final sentence that states a result: it ends with punctuation or a closing delimiter, or
+    with "is 42"-like wording; not "... 16 - 3" (an expression cut off) or "... then we add"."""
+    t = sentence.rstrip()
+    if re.search(r"(?:[-+*/×x]|\\times|\\cdot)\s*\$?\d[\d,.]*$", t):
+        return False  # the last number is an operand of an unfinished expression
+    if t.endswith((".", "!", "$", "\\]", "\\)", ")", "]", "}")):
+        return True
+    return bool(re.search(r"(?:\b(?:is|are|was|were|equals|be|gives|get|gets|has|have|makes|of)|=|:)\s*"
+                          r"\$?-?\d[\d,.]*%?(?:\s+[a-zA-Z]+){0,2}$", t))
+
+
 def extract_answer(completion: str) -> Extraction:
     """The final answer of `completion`, or `pred=None` with the reason none was taken."""
     text = completion
@@ -158,18 +171,27 @@ def extract_answer(completion: str) -> Extraction:
     if _looks_truncated(text):
         return Extraction(None, "truncated")
     stripped = _strip_math_delims(text.strip().rstrip("."))
-    if len(stripped) <= 40 and "\n" not in stripped and not re.search(r"[a-zA-Z]{4,}\s+[a-zA-Z]{3,}", stripped):
-        return Extraction(stripped, "whole")  # the completion is the bare answer
-    last = [p for p in re.split(r"\n\s*\n|\n", text.strip()) if p.strip()][-1]
+    words = re.sub(r"\\[a-zA-Z]+", " ", stripped)
+    if len(stripped) <= 40 and "\n" not in stripped and not re.search(r"[a-zA-Z]{2,}\s+[a-zA-Z]{2,}", words):
+        return Extraction(stripped, "whole")  # the completion is the bare answer ("18", "5 apples")
+    last = [p for p in re.split(r"\n", text.strip()) if p.strip()][-1]
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", last.strip()) if s.strip()]
     final = sentences[-1] if sentences else last
-    math_spans = re.findall(r"\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", final, re.DOTALL)
+    if not _finished(final):
+        return Extraction(None, "truncated")
+    math_spans = re.findall(r"(?<![\\\w])\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", final, re.DOTALL)
+    math_spans = [m for m in math_spans if not re.fullmatch(r"\d[\d,.]*\s", m[0] + " ")]
     if math_spans:
         span = [x for x in math_spans[-1] if x][0]
         rhs = span.rsplit("=", 1)[-1].strip()
+        if rhs and rhs[-1] in "+-*/^=(":
+            return Extraction(None, "truncated")
         if rhs:
             return Extraction(rhs, "final_sentence")
+    choice = _CHOICE.findall(final)
+    if choice:
+        return Extraction(f"({''.join(choice[-1])})", "final_sentence")
     nums = _NUMBER_RUN.findall(final)
     if nums:
-        return Extraction(nums[-1].strip(), "final_sentence")
+        return Extraction(nums[-1].strip().rstrip(","), "final_sentence")
     return Extraction(None, "no_answer")

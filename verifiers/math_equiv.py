@@ -148,6 +148,12 @@ def equal(g: Value, p: Value, dec: int | None = None) -> bool:
         )
     if p.kind == "intervals" and g.kind == "tuple":
         return equal(p, g, dec)
+    if {g.kind, p.kind} == {"matrix", "tuple"}:  # a column (or row) vector written as a tuple
+        m, t = (g, p) if g.kind == "matrix" else (p, g)
+        flat = [x for row in m.items for x in row]
+        if min(len(m.items), len(m.items[0])) != 1 or len(flat) != len(t.items):
+            return False
+        return all(q.kind == "expr" and expr_equal(x, q.items[0]) for x, q in zip(flat, t.items))
     if g.kind != p.kind:
         return False
     if g.kind == "expr":
@@ -185,6 +191,8 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
     pn = normalize(pred)
     if pn.hedged and not gn.hedged:
         return False, "hedged"
+    if pn.approx and _decimals(gn.text) is None:  # "about 3.14" for pi: an approximation of an exact value
+        return False, "approximate"
     if gn.unit and pn.unit and gn.unit != pn.unit:
         return False, "wrong_unit"
     if gn.choice is not None:

@@ -30,7 +30,8 @@ class Norm:
     percent: bool = False
     degrees: bool = False
     unit: str | None = None  # canonical unit name, e.g. "cm"
-    hedged: bool = False  # "not 5", "either 8 or 9", "approximately 3"
+    hedged: bool = False  # "not 5", "either 8 or 9", "maybe 3"
+    approx: bool = False  # "approximately 3.14", "\\approx 0.33": only right against a rounded (decimal) gold
     choice: str | None = None  # "B" for `\text{(B)}`, "(B)", "B"
 
 
@@ -60,7 +61,8 @@ _UNIT_OF = {sp: canon for canon, spellings in _UNITS.items() for sp in spellings
 _SQUARE = re.compile(r"^(?:sq\.?|square|cubic)\s+|\^[23]$|\^\{[23]\}$")
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # fmt: skip
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_HEDGE = re.compile(r"\b(?:not|maybe|either|perhaps|approximately|approx|about|around|roughly)\b|\\approx|\\neq?\b|\\ne\b|≈")
+_HEDGE = re.compile(r"\b(?:not|maybe|either|perhaps)\b|\\neq?\b|\\ne\b")
+_APPROX = re.compile(r"\b(?:approximately|approx|about|around|roughly|nearly|almost)\b|\\approx|\\sim\b|≈")
 
 
 def words_to_number(s: str) -> int | None:
@@ -106,7 +108,8 @@ def normalize(answer: str) -> Norm:
     s = re.sub(r"[.。]+$", "", s).strip()
     # spacing and sizing commands carry no meaning
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle|textstyle)(?![a-zA-Z])", "", s)
-    s = re.sub(r"(?<!\\)\\[,!;: ]|\\quad|\\qquad|~", " ", s)
+    s = re.sub(r"(?<!\\)\\!", "", s)  # negative space: "10,\!080" is 10,080
+    s = re.sub(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~", " ", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = s.replace("{,}", "")
     for cmd in ("mathrm", "mathbf", "textbf", "mathit", "boldsymbol", "operatorname", "mbox", "textrm", "hbox"):
@@ -146,7 +149,10 @@ def normalize(answer: str) -> Norm:
     if n is not None:
         s = str(n)
     s = re.sub(r"\s+", " ", s).strip()
-    return Norm(s, percent, degrees, unit, hedged, choice)
+    approx = bool(_APPROX.search(s))
+    s = re.sub(r"^.*(?:\\approx|≈)\s*", "", s) if approx else s  # "\frac{5}{36} \approx 0.139": the value stated last
+    s = _APPROX.sub("", s).strip() if approx else s
+    return Norm(s, percent, degrees, unit, hedged, approx, choice)
 
 
 def _repeating_tail(m: re.Match[str]) -> str:
