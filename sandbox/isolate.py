@@ -1,0 +1,247 @@
+"""Kernel isolation for one sandbox run: namespaces, mounts, privileges, rlimits.
+
+Called from the forked processes of `sandbox.runner`, in this order:
+
+1. `enter_namespaces(host_uid)` in the first child: become an unprivileged host
+   user (a fresh uid per run when we are root, so process limits and signals are
+   per run), then unshare user, mount, PID, network, IPC, UTS and cgroup
+   namespaces in one call and map inside uid/gid 1000 to that host user.
+2. `setup_filesystem(limits)` in PID 1 of the new PID namespace: the whole mount
+   tree is made read-only recursively (`mount_setattr`), a fresh size-limited
+   tmpfs is mounted on /tmp (the only writable place and the work dir), /root
+   and /home are hidden, and a /proc of the new PID namespace is mounted.
+3. `drop_privileges()` and `apply_limits(limits)` in the process that runs the
+   program: no capabilities (none in the bounding set either), no new
+   privileges, rlimits on CPU, address space, processes, file size, open files.
+
+The network namespace has only a loopback that is down: every connect fails at
+once with ENETUNREACH and nothing leaves the machine. Uses only libc through
+ctypes (Python 3.11 has no os.unshare); needs Linux >= 5.12 (mount_setattr) and
+user namespaces. Does not limit total memory across processes (no cgroups):
+each process has its own address-space limit and the process count is bounded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import resource
+import signal
+import sys
+
+from sandbox.base import Limits
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+NAMESPACES = (
+    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+)
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+AT_RECURSIVE = 0x8000
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+SYS_MOUNT_SETATTR = 442  # same number on every architecture (added in 5.12)
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+CAP_LAST = 63  # drop every bit the kernel may know; EINVAL past its last cap is ignored
+
+INSIDE_ID = 1000  # the uid/gid the program sees; not 0, so it is no one special inside either
+FIRST_HOST_UID = 1_000_000  # fresh host uids for runs, far above any real account
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def prctl(option: int, arg: int) -> None:
+    _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), f"prctl({option})")
+
+
+def host_ids_for(pid: int) -> tuple[int, int]:
+    """Host uid/gid for the run whose init has host pid `pid`: fresh ones when we are root."""
+    if os.geteuid() == 0:
+        return FIRST_HOST_UID + pid, FIRST_HOST_UID + pid  # unique among live runs, as pids are
+    return os.geteuid(), os.getegid()  # an unprivileged owner may map only its own ids
+
+
+def clone_into_namespaces() -> int:
+    """fork(), but the child starts in new namespaces as PID 1 of its PID namespace.
+
+    A raw clone with no new stack behaves like fork; it saves the extra process
+    that unshare(CLONE_NEWPID) would need. Safe here because the worker is
+    single-threaded (no lock can be held by another thread). Returns 0 in the child.
+    """
+    nr = SYS_CLONE.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"no clone syscall number known for {platform.machine()}")
+    pid = _libc.syscall(nr, ctypes.c_ulong(NAMESPACES | signal.SIGCHLD), 0, 0, 0, 0)
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone(new namespaces): {os.strerror(err)}")
+    return pid
+
+
+def map_ids(pid: int, uid: int, gid: int) -> None:
+    """From the parent: map inside uid/gid 1000 of the child's user namespace to uid/gid."""
+    _write(f"/proc/{pid}/setgroups", "deny")  # nobody inside may change groups
+    _write(f"/proc/{pid}/uid_map", f"{INSIDE_ID} {uid} 1")
+    _write(f"/proc/{pid}/gid_map", f"{INSIDE_ID} {gid} 1")
+
+
+def become_inside_user() -> None:
+    """In the child, once mapped: uid/gid 1000 inside, the fresh host ids outside.
+
+    Root inside is not mapped, so this keeps the capabilities in the new user
+    namespace that the mounts need; `drop_privileges` removes them later.
+    """
+    os.setresgid(INSIDE_ID, INSIDE_ID, INSIDE_ID)
+    os.setresuid(INSIDE_ID, INSIDE_ID, INSIDE_ID)
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    _check(
+        _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                    data.encode() if data else None),
+        f"mount {fstype or source} on {target}",
+    )
+
+
+HIDDEN_DIRS = ("/root", "/home")  # home dirs: keys, tokens, caches
+
+
+def hide_home_dirs(keep: list[str]) -> None:
+    """Cover /root and /home with empty tmpfs, re-exposing `keep` (the interpreter's dirs).
+
+    Run once by a root worker in its own mount namespace (it alone can read /root,
+    where pyenv puts Python), or per run by a non-root one. Needs mount rights.
+    """
+    keep_fds: list[tuple[str, int]] = []
+    for path in sorted(set(keep)):
+        if any(path.startswith(h + "/") for h in HIDDEN_DIRS) and os.path.isdir(path):
+            if not any(path.startswith(k + "/") for k, _ in keep_fds):
+                keep_fds.append((path, os.open(path, os.O_PATH | os.O_DIRECTORY)))
+    for hidden in HIDDEN_DIRS:
+        if os.path.isdir(hidden):
+            _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+    for path, fd in keep_fds:
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+        os.close(fd)
+
+
+def interpreter_dirs() -> list[str]:
+    """Where this Python's standard library and packages live (they must stay readable)."""
+    paths = [sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             *sys.path]
+    return [os.path.realpath(p) for p in paths if p and os.path.isdir(p)]
+
+
+def prepare_worker() -> None:
+    """Once per root worker: a private mount namespace with home dirs hidden, all read-only."""
+    os.setgroups([])  # runs inherit our groups and could not drop root's themselves
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(mount namespace) for the worker")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    hide_home_dirs(interpreter_dirs())
+    _make_readonly(keep_proc_writable=True)
+
+
+def _make_readonly(keep_proc_writable: bool = False) -> None:
+    _set_mount_attr("/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, AT_RECURSIVE)
+    if keep_proc_writable:  # each run writes its /proc/self/uid_map before it mounts its own /proc
+        _set_mount_attr("/proc", 0, MOUNT_ATTR_RDONLY, 0)
+
+
+def _set_mount_attr(path: str, attr_set: int, attr_clr: int, flags: int) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(
+        _libc.syscall(SYS_MOUNT_SETATTR, -1, path.encode(), flags, ctypes.byref(attr), ctypes.sizeof(attr)),
+        f"mount_setattr({path}, set={attr_set:#x}, clear={attr_clr:#x})",
+    )
+
+
+def setup_filesystem(limits: Limits, hide_homes: bool) -> None:
+    """Read-only host tree, fresh tmpfs on /tmp, private /proc. Needs the new namespaces."""
+    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)  # nothing we do propagates to the host
+    if hide_homes:
+        hide_home_dirs(interpreter_dirs())
+    _make_readonly()  # already so in a root worker's namespace; cheap, and needed otherwise
+    # Mounted after the read-only pass, so they stay as asked.
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.disk_mb}m,nr_inodes=16384,mode=0700")
+    _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    _libc.sethostname(b"sandbox", 7)
+    os.chdir("/tmp")
+
+
+def drop_privileges() -> None:
+    """No capabilities in the sandbox's user namespace, now or after any execve."""
+    for cap in range(CAP_LAST + 1):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # EINVAL: past the last capability this kernel knows
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()  # all zero: effective, permitted, inheritable
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def apply_limits(limits: Limits) -> None:
+    """rlimits for the program process and everything it starts."""
+    mb = 1 << 20
+    cpu = int(limits.timeout_s) + 1  # a backstop; the wall timeout normally fires first
+    for res, value in (
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_AS, limits.memory_mb * mb),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_FSIZE, limits.file_mb * mb),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_MSGQUEUE, 0),
+        (resource.RLIMIT_MEMLOCK, 0),
+    ):
+        resource.setrlimit(res, (value, value))

@@ -1,0 +1,333 @@
+"""Run one program and its tests in a fresh sandbox; called inside a warm worker.
+
+Process tree of one run (W is the warm worker, trusted, never runs user code):
+
+    W ── init: PID 1 of new user/mount/PID/net/IPC/UTS/cgroup namespaces
+           └── harness: drops capabilities, sets rlimits, runs program then tests
+
+W clones init straight into the new namespaces, maps its ids, and lets it go;
+init mounts the sandbox's filesystem, forks the harness, reaps everything, and
+reports the harness's wait status on a control pipe the harness has closed.
+When init exits the kernel kills everything left in its PID namespace, and W's
+`waitpid(init)` returns only once they are gone: nothing of the run is left
+running. W kills init on a wall timeout or an output flood.
+
+Threat model of `passed`. A pass is the line `pass <nonce>` written by the
+harness on a report pipe after `exec(program)` and then `exec(tests)` both
+returned normally, followed by the harness exiting 0. Module-level code can
+only end by running to its end or raising, so `sys.exit`, `os._exit`, `atexit`
+hooks, `SystemExit`/`KeyboardInterrupt` in the tests, signals to itself, an
+exit code of 0, text printed on stdout, and patched builtins (the harness holds
+its own references to `exec` and `compile`; `assert` cannot be patched) do not
+give a pass. Not covered: a program written against this harness, which runs in
+the same process as the tests, can find the report fd and the nonce in its own
+memory and forge the line, just as it could return objects whose `__eq__` is
+always true. The sandbox protects the host from the program, not the reward
+from a program that targets the harness; that is the verifier's concern.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from sandbox import isolate
+from sandbox.base import ExecResult, Limits
+
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+             "PYTHONDONTWRITEBYTECODE": "1"}
+REPORT_FD = 3  # where the harness writes `pass <nonce>` or `exc ...`
+MAX_FD = 1 << 16
+_ERRNO_STATUS = {  # OSError errno -> status, for exceptions that say why
+    "ENOSPC": "file-limit", "EFBIG": "file-limit", "EDQUOT": "file-limit",
+    "EROFS": "forbidden", "EACCES": "forbidden", "EPERM": "forbidden",
+    "ENETUNREACH": "network", "EHOSTUNREACH": "network", "ENETDOWN": "network", "ECONNREFUSED": "network",
+    "EADDRNOTAVAIL": "network", "EAGAIN": "process-limit", "EMFILE": "file-limit",
+}
+_signal_names = {s.value: s.name for s in signal.Signals}
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the forked processes of one run need (inherited through fork)."""
+
+    program: str
+    tests: str
+    limits: Limits
+    isolated: bool
+    hide_homes: bool  # a non-root worker hides home dirs per run; a root one did it once
+    nonce: str
+    fds: tuple[int, int, int, int, int]  # devnull, stdout, stderr, report, control (write ends)
+
+
+def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> ExecResult:
+    """Run `program` then `tests`; never raises for anything the program does."""
+    nonce = secrets.token_hex(16)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe()  # harness -> W: untrusted, parsed defensively
+    ctl_r, ctl_w = os.pipe()  # init -> W: trusted, the harness closes it first
+    go_r, go_w = os.pipe()  # W -> init: ids are mapped, go on
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    t0 = time.monotonic()
+    run = _Run(program, tests, limits, isolated, isolated and os.geteuid() != 0, nonce,
+               (devnull, out_w, err_w, rep_w, ctl_w))
+    try:
+        init = isolate.clone_into_namespaces() if isolated else os.fork()
+    except OSError as e:
+        for fd in (out_r, out_w, err_r, err_w, rep_r, rep_w, ctl_r, ctl_w, go_r, go_w, devnull):
+            os.close(fd)
+        return ExecResult(False, "sandbox-error", "", "", 0.0, detail=f"setup-error {e}")
+    if init == 0:
+        code = 70
+        try:
+            for fd in (out_r, err_r, rep_r, ctl_r, go_w):
+                os.close(fd)
+            code = _init(run, go_r)
+        finally:
+            os._exit(code)
+    for fd in (out_w, err_w, rep_w, ctl_w, devnull, go_r):
+        os.close(fd)
+    map_error = ""
+    if isolated:
+        try:
+            isolate.map_ids(init, *isolate.host_ids_for(init))
+            os.write(go_w, b"g")
+        except OSError as e:
+            map_error = f"setup-error mapping ids: {e}"  # init reads no "g" and exits
+    os.close(go_w)
+    pidfd = os.pidfd_open(init)
+    out, err, rep, ctl = bytearray(), bytearray(), bytearray(), bytearray()
+    bufs = {out_r: out, err_r: err, rep_r: rep, ctl_r: ctl}
+    written = 0  # stdout + stderr bytes, all of them
+    stop_reason = ""
+    deadline = t0 + limits.timeout_s
+    init_done = False
+    while not init_done:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            stop_reason = "timeout"
+            break
+        ready, _, _ = select.select([*bufs, pidfd], [], [], left)
+        for fd in ready:
+            if fd == pidfd:
+                init_done = True
+                continue
+            n = _read_into(fd, bufs[fd], limits)
+            if fd in (out_r, err_r):
+                written += n
+        if written > limits.output_bytes:
+            stop_reason = "output-limit"
+            break
+    if stop_reason:
+        _kill_run(init, isolated)
+    os.waitpid(init, 0)  # for PID 1 of a namespace this returns once all its processes are gone
+    duration = time.monotonic() - t0
+    if not isolated:
+        _killpg_quietly(init)
+    for fd in bufs:  # drain what the (now dead) writers left, without waiting on strays
+        os.set_blocking(fd, False)
+        while _read_into(fd, bufs[fd], limits) > 0:
+            pass
+        os.close(fd)
+    os.close(pidfd)
+    if map_error:
+        return ExecResult(False, "sandbox-error", "", "", duration, detail=map_error)
+    return _classify(stop_reason, nonce, out, err, rep, ctl, duration, limits)
+
+
+def _read_into(fd: int, buf: bytearray, limits: Limits) -> int:
+    try:
+        data = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return 0
+    buf += data
+    if len(buf) > 2 * limits.tail_bytes + 65536:
+        del buf[: len(buf) - limits.tail_bytes - 65536]  # keep a tail; reports are short
+    return len(data)
+
+
+def _kill_run(init: int, isolated: bool) -> None:
+    # Killing init tears down its PID namespace; unsafe runs have only their process group.
+    try:
+        if isolated:
+            os.kill(init, signal.SIGKILL)
+        else:
+            os.killpg(init, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _killpg_quietly(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _init(run: _Run, go_r: int) -> int:
+    devnull, out_w, err_w, rep_w, ctl_w = run.fds
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores signals it has no handler for
+    try:
+        isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL)  # W gone: the whole run goes
+        if run.isolated:
+            if os.read(go_r, 1) != b"g":
+                raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
+            isolate.become_inside_user()
+            isolate.setup_filesystem(run.limits, run.hide_homes)
+        else:
+            import tempfile
+
+            os.setsid()
+            os.chdir(tempfile.mkdtemp(prefix="rlvr-sandbox-"))
+        os.close(go_r)
+        isolate.prctl(isolate.PR_SET_DUMPABLE, 0)  # the harness may not ptrace or read our memory
+    except OSError as e:
+        os.write(ctl_w, f"setup-error {e}\n".encode())
+        return 70
+    workdir = os.getcwd()
+    harness = os.fork()
+    if harness == 0:
+        code = 1
+        try:
+            os.close(ctl_w)
+            os.dup2(devnull, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.dup2(rep_w, REPORT_FD)
+            os.closerange(REPORT_FD + 1, MAX_FD)  # W's protocol pipes, other runs' leftovers
+            os.environ.clear()
+            os.environ.update(CLEAN_ENV)
+            if run.isolated:
+                os.setpgid(0, 0)  # its own group: killpg(0) in the program stops at the program
+                isolate.drop_privileges()
+            isolate.apply_limits(run.limits)
+            code = run_harness(run.program, run.tests, REPORT_FD, run.nonce)
+        finally:
+            os._exit(code)
+    for fd in (devnull, out_w, err_w, rep_w):
+        os.close(fd)
+    while True:  # as PID 1 we also reap every orphan of the program
+        pid, status = os.waitpid(-1, 0)
+        if pid == harness:
+            break
+    os.write(ctl_w, f"exit {status}\n".encode())
+    if not run.isolated:
+        _killpg_quietly(harness)
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def run_harness(program: str, tests: str, report_fd: int, nonce: str) -> int:
+    """exec the program, then the tests, in one `__main__` namespace; report how it ended."""
+    exec_, compile_, write = exec, compile, os.write  # held before user code can patch builtins
+    stage = "program"
+    try:
+        scope = {"__name__": "__main__", "__builtins__": __builtins__}
+        exec_(compile_(program, "<program>", "exec"), scope)
+        stage = "tests"
+        if tests.strip():
+            exec_(compile_(tests, "<tests>", "exec"), scope)
+    except (SystemExit, KeyboardInterrupt) as e:
+        _report_exception(write, report_fd, stage, e)
+        return 1
+    except Exception as e:
+        _report_exception(write, report_fd, stage, e)
+        _print_traceback(e)
+        return 1
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    write(report_fd, f"pass {nonce}\n".encode())
+    return 0
+
+
+def _report_exception(write: object, report_fd: int, stage: str, e: BaseException) -> None:
+    import errno
+
+    name = type(e).__name__
+    code = errno.errorcode.get(e.errno, "-") if isinstance(e, OSError) and e.errno else "-"
+    try:
+        msg = str(e)
+    except Exception:
+        msg = "<unprintable>"
+    msg = " ".join(msg.split())[:500]
+    try:
+        write(report_fd, f"exc {stage} {name} {code} {msg}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _print_traceback(e: Exception) -> None:
+    import traceback
+
+    try:
+        tb = e.__traceback__.tb_next if e.__traceback__ else None  # drop the harness's own frame
+        sys.__stderr__.write("".join(traceback.format_exception(type(e), e, tb)))
+        sys.__stderr__.flush()
+    except Exception:  # a broken stderr or a hostile __str__: the report already says why
+        pass
+
+
+def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep: bytearray, ctl: bytearray,
+              duration: float, limits: Limits) -> ExecResult:
+    def result(status: str, detail: str, exit_code: int | None = None, sig: int | None = None) -> ExecResult:
+        tail = limits.tail_bytes
+        return ExecResult(
+            passed=status == "passed", status=status, detail=detail, duration_s=duration,
+            stdout=bytes(out[-tail:]).decode(errors="replace"), stderr=bytes(err[-tail:]).decode(errors="replace"),
+            exit_code=exit_code, signal=sig,
+        )
+
+    if stop_reason == "timeout":
+        return result("timeout", f"wall clock over {limits.timeout_s:g} s")
+    if stop_reason == "output-limit":
+        return result("output-limit", f"stdout + stderr over {limits.output_bytes} bytes")
+    lines = bytes(ctl).splitlines()
+    for line in lines:
+        if line.startswith(b"setup-error"):
+            return result("sandbox-error", line.decode(errors="replace"))
+    status_lines = [ln for ln in lines if ln.startswith(b"exit ")]
+    if not status_lines:
+        return result("sandbox-error", "init ended without reporting the harness's status")
+    wait_status = int(status_lines[0].split()[1])
+    code = os.waitstatus_to_exitcode(wait_status)
+    exit_code, sig = (code, None) if code >= 0 else (None, -code)
+    reports = bytes(rep).splitlines()
+    if exit_code == 0 and f"pass {nonce}".encode() in reports:
+        return result("passed", "", exit_code, sig)
+    if sig is not None:
+        name = _signal_names.get(sig, str(sig))
+        status = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "file-limit"}.get(sig, "killed")
+        return result(status, name, exit_code, sig)
+    for line in reports:
+        parts = line.decode(errors="replace").split(" ", 4)
+        if len(parts) >= 4 and parts[0] == "exc":
+            stage, name, code_name = parts[1], parts[2], parts[3]
+            detail = f"{name}: {parts[4] if len(parts) > 4 else ''}".strip()
+            return result(_exception_status(stage, name, code_name, detail), detail, exit_code, sig)
+    return result("exited", f"exit code {exit_code} before the tests finished", exit_code, sig)
+
+
+def _exception_status(stage: str, name: str, errno_name: str, detail: str) -> str:
+    if name in ("SystemExit", "KeyboardInterrupt"):
+        return "exited"
+    if name == "MemoryError":
+        return "memory"
+    if errno_name in _ERRNO_STATUS:
+        return _ERRNO_STATUS[errno_name]
+    if name == "RuntimeError" and "can't start new thread" in detail:
+        return "process-limit"
+    if name == "gaierror":
+        return "network"
+    return "failed" if stage == "tests" else "error"

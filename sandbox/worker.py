@@ -1,0 +1,71 @@
+"""The warm worker: a long-lived process that forks each run into a fresh sandbox.
+
+Started by `sandbox.pool` with a scrubbed environment, so no secret of the
+caller is even in the memory the program is forked from. It imports the harness
+and common standard-library modules once; each run then costs forks and a few
+syscalls instead of a new interpreter. Speaks pickle on two pipes: it reads
+`(program, tests, Limits, isolated)` and writes an `ExecResult`. The first
+message it writes is its hello: `(ok, reason)` from a probe run, so a host
+where isolation cannot be set up is known before any real program runs. It
+exits when its request pipe closes. A root worker first moves itself into a
+private, read-only mount namespace with home directories hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+
+from sandbox import isolate
+from sandbox.base import Limits
+from sandbox.runner import execute
+
+# Imported once here so that programs importing them pay nothing (fork shares them).
+PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
+           "hashlib", "random", "fractions", "decimal", "statistics", "copy", "operator", "datetime", "json",
+           "socket", "traceback", "errno", "tempfile", "shutil", "threading", "array", "dataclasses", "enum")
+
+
+def main() -> None:
+    isolated = sys.argv[1:] != ["--unsafe"]
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)  # stray prints must not corrupt the reply pipe
+    os.close(null)
+    for name in PRELOAD:
+        __import__(name)
+    ok, reason = _prepare(isolated)
+    pickle.dump((ok, reason), replies)
+    replies.flush()
+    if not ok:
+        return
+    while True:
+        try:
+            program, tests, limits, want_isolated = pickle.load(requests)
+        except EOFError:
+            return
+        result = execute(program, tests, limits, isolated=want_isolated and isolated)
+        pickle.dump(result, replies)
+        replies.flush()
+
+
+def _prepare(isolated: bool) -> tuple[bool, str]:
+    if not isolated:
+        return True, ""
+    try:
+        if os.geteuid() == 0:
+            isolate.prepare_worker()
+    except OSError as e:
+        return False, f"cannot set up the worker's mount namespace: {e}"
+    probe = execute("import os\nopen('probe', 'w').write('ok')", "assert open('probe').read() == 'ok'",
+                    Limits(timeout_s=10), isolated=True)
+    if not probe.passed:
+        return False, f"probe run ended {probe.status}: {probe.detail} {probe.stderr[-300:]}".strip()
+    return True, ""
+
+
+if __name__ == "__main__":
+    main()
