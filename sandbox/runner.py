@@ -207,6 +207,7 @@ def _init(run: _Run, go_r: int) -> int:
             if run.isolated:
                 os.setpgid(0, 0)  # its own group: killpg(0) in the program stops at the program
                 isolate.drop_privileges()
+                isolate.prctl(isolate.PR_SET_DUMPABLE, 1)  # its own /proc/self is its own again
             isolate.apply_limits(run.limits)
             code = run_harness(run.program, run.tests, REPORT_FD, run.nonce)
         finally:
@@ -237,19 +238,25 @@ def run_harness(program: str, tests: str, report_fd: int, nonce: str) -> int:
         if tests.strip():
             exec_(compile_(tests, "<tests>", "exec"), scope)
     except (SystemExit, KeyboardInterrupt) as e:
+        _flush_output()
         _report_exception(write, report_fd, stage, e)
         return 1
     except Exception as e:
-        _report_exception(write, report_fd, stage, e)
         _print_traceback(e)
+        _flush_output()
+        _report_exception(write, report_fd, stage, e)
         return 1
-    for stream in (sys.__stdout__, sys.__stderr__):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    _flush_output()  # os._exit follows: what the program printed must not die in a buffer
     write(report_fd, f"pass {nonce}\n".encode())
     return 0
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:  # the program may have replaced or closed them; its output is its own business
+            pass
 
 
 def _report_exception(write: object, report_fd: int, stage: str, e: BaseException) -> None:
@@ -274,7 +281,6 @@ def _print_traceback(e: Exception) -> None:
     try:
         tb = e.__traceback__.tb_next if e.__traceback__ else None  # drop the harness's own frame
         sys.__stderr__.write("".join(traceback.format_exception(type(e), e, tb)))
-        sys.__stderr__.flush()
     except Exception:  # a broken stderr or a hostile __str__: the report already says why
         pass
 
