@@ -91,6 +91,7 @@ def _first_sentence(s: str) -> str:
     s = s.strip()
     # a sentence ends at a newline or a period followed by a space/end (not a decimal point)
     s = re.split(r"\n|(?<=[^\d\s])\.(?=\s|$)|(?<=\d)\.(?=\s|$)", s, maxsplit=1)[0]
+    s = re.split(r",?\s+(?:because|since|as|which|given|for|when|if)\s", s, maxsplit=1)[0]  # "5 because 2+3=5"
     return s.strip().rstrip(".").strip()
 
 
@@ -146,7 +147,7 @@ def extract_answer(completion: str) -> Extraction:
         seen = {_canon(last)}
         others = []
         for b in boxes[:-1]:
-            if _canon(b) not in seen:
+            if _canon(b) and _canon(b) not in seen:  # an empty \boxed{} echoes the instructions
                 seen.add(_canon(b))
                 others.append(b)
         # the caller decides whether differently written boxes hold one answer (1/2 and 0.5) or several
@@ -155,6 +156,9 @@ def extract_answer(completion: str) -> Extraction:
         return Extraction(None, "unclosed_boxed")
     if "####" in text:
         tail = text.rsplit("####", 1)[1].strip().split("\n")[0].strip()
+        if re.search(r"(?<!\\)\b[a-zA-Z]{3,}\s+[a-zA-Z]{2,}", tail):  # "#### The answer is 18."
+            inner = extract_answer(tail)
+            return Extraction(inner.pred, "hash" if inner.pred else inner.reason)
         return Extraction(tail or None, "hash" if tail else "empty_hash")
     matches = list(_ANSWER_IS.finditer(text))
     if matches:

@@ -152,6 +152,12 @@ def parse_answer(s: str) -> Value:
         return mat
     if s in ("\\emptyset", "\\varnothing", "\\{\\}", "\\{ \\}"):
         return Value("set", ())
+    if s in ("\\mathbb{R}", "\\mathbb R", "all real numbers", "(-\\infty,\\infty)"):
+        return Value("intervals", ((sympy.S.NegativeInfinity, sympy.S.Infinity, True, True),))
+    pm = split_top(s, ("\\pm",))
+    if len(pm) == 2:  # "1 \pm \sqrt{2}" is the list of both values
+        head = pm[0] if pm[0] else "0"
+        return Value("list", (parse_answer(f"{head}+({pm[1]})"), parse_answer(f"{head}-({pm[1]})")))
     # lists first: "1, 2", "x=1 or x=2", "(0,1) \cup (2,3)"
     for seps, kind in (((",", ";"), "list"), (("\\cup", "\\text{ or }", " or ", " and "), "union")):
         parts = split_top(s, seps)
