@@ -10,7 +10,18 @@ See `sandbox.runner` for the process tree and what `passed` proves, and
 `sandbox.isolate` for the namespaces, mounts and limits.
 """
 
+from typing import Any
+
 from sandbox.base import STATUSES, ExecResult, Limits, SandboxUnavailable
-from sandbox.pool import SandboxPool, run
 
 __all__ = ["STATUSES", "ExecResult", "Limits", "SandboxPool", "SandboxUnavailable", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    # The pool (threads, subprocess) loads on first use, not in the warm worker that
+    # imports this package: threading's fork hooks would slow every run's fork.
+    if name in ("run", "SandboxPool"):
+        from sandbox import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

@@ -24,7 +24,7 @@ from sandbox.runner import execute
 # Imported once here so that programs importing them pay nothing (fork shares them).
 PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
            "hashlib", "random", "fractions", "decimal", "statistics", "copy", "operator", "datetime", "json",
-           "socket", "traceback", "errno", "tempfile", "shutil", "threading", "array", "dataclasses", "enum")
+           "socket", "traceback", "errno", "array", "dataclasses", "enum")  # not threading: its fork hooks cost
 
 
 def main() -> None:
