@@ -2,15 +2,18 @@
 
 Process tree of one run (W is the warm worker, trusted, never runs user code):
 
-    W ── init: PID 1 of new user/mount/PID/net/IPC/UTS/cgroup namespaces
-           └── harness: drops capabilities, sets rlimits, runs program then tests
+    W ── sandboxed process: PID 1 of new user/mount/PID/net/IPC/UTS/cgroup
+         namespaces; mounts its filesystem, drops every capability, sets
+         rlimits, then runs program and tests (the harness) as an unprivileged user
 
-W clones init straight into the new namespaces, maps its ids, and lets it go;
-init mounts the sandbox's filesystem, forks the harness, reaps everything, and
-reports the harness's wait status on a control pipe the harness has closed.
-When init exits the kernel kills everything left in its PID namespace, and W's
-`waitpid(init)` returns only once they are gone: nothing of the run is left
-running. W kills init on a wall timeout or an output flood.
+W clones it straight into the new namespaces, maps its ids, and lets it go;
+there is no second process, so a run costs one process creation. Being PID 1
+of its namespace, its exit makes the kernel kill everything it started, and
+W's `waitpid` returns only once all of them are gone: nothing of the run is
+left running. W kills it on a wall timeout or an output flood. As PID 1 it is
+immune to signals it has no handler for that come from inside the namespace,
+so the harness installs handlers that end the run for the usual terminating
+signals (a program that kills itself or its process group still ends).
 
 Threat model of `passed`. A pass is the line `pass <nonce>` written by the
 harness on a report pipe after `exec(program)` and then `exec(tests)` both
@@ -32,8 +35,10 @@ import errno
 import os
 import secrets
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -44,6 +49,8 @@ CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "
              "PYTHONDONTWRITEBYTECODE": "1"}
 REPORT_FD = 3  # where the harness writes `pass <nonce>` or `exc ...`
 MAX_FD = 1 << 16
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                       signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU)
 _ERRNO_STATUS = {  # OSError errno -> status, for exceptions that say why
     "ENOSPC": "file-limit", "EFBIG": "file-limit", "EDQUOT": "file-limit",
     "EROFS": "forbidden", "EACCES": "forbidden", "EPERM": "forbidden",
@@ -63,6 +70,7 @@ class _Run:
     isolated: bool
     hide_homes: bool  # a non-root worker hides home dirs per run; a root one did it once
     nonce: str
+    workdir: str  # unsafe runs only: a host temp dir made by W, removed after the run
     fds: tuple[int, int, int, int, int]  # devnull, stdout, stderr, report, control (write ends)
 
 
@@ -72,11 +80,12 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()  # harness -> W: untrusted, parsed defensively
-    ctl_r, ctl_w = os.pipe()  # init -> W: trusted, the harness closes it first
-    go_r, go_w = os.pipe()  # W -> init: ids are mapped, go on
+    ctl_r, ctl_w = os.pipe()  # set-up errors -> W: trusted, closed before user code
+    go_r, go_w = os.pipe()  # W -> child: ids are mapped, go on
     devnull = os.open("/dev/null", os.O_RDONLY)
     t0 = time.monotonic()
-    run = _Run(program, tests, limits, isolated, isolated and os.geteuid() != 0, nonce,
+    workdir = "" if isolated else tempfile.mkdtemp(prefix="rlvr-sandbox-")
+    run = _Run(program, tests, limits, isolated, isolated and os.geteuid() != 0, nonce, workdir,
                (devnull, out_w, err_w, rep_w, ctl_w))
     try:
         init = isolate.clone_into_namespaces() if isolated else os.fork()
@@ -89,7 +98,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
         try:
             for fd in (out_r, err_r, rep_r, ctl_r, go_w):
                 os.close(fd)
-            code = _init(run, go_r)
+            code = _sandboxed(run, go_r)
         finally:
             os._exit(code)
     for fd in (out_w, err_w, rep_w, ctl_w, devnull, go_r):
@@ -100,7 +109,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
             isolate.map_ids(init, *isolate.host_ids_for(init))
             os.write(go_w, b"g")
         except OSError as e:
-            map_error = f"setup-error mapping ids: {e}"  # init reads no "g" and exits
+            map_error = f"setup-error mapping ids: {e}"  # the child reads no "g" and exits
     os.close(go_w)
     pidfd = os.pidfd_open(init)
     out, err, rep, ctl = bytearray(), bytearray(), bytearray(), bytearray()
@@ -127,10 +136,11 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
             break
     if stop_reason:
         _kill_run(init, isolated)
-    os.waitpid(init, 0)  # for PID 1 of a namespace this returns once all its processes are gone
+    _, wait_status = os.waitpid(init, 0)  # PID 1 of a namespace: returns once all of it is gone
     duration = time.monotonic() - t0
     if not isolated:
         _killpg_quietly(init)
+        shutil.rmtree(workdir, ignore_errors=True)
     for fd in bufs:  # drain what the (now dead) writers left, without waiting on strays
         os.set_blocking(fd, False)
         while _read_into(fd, bufs[fd], limits) > 0:
@@ -139,7 +149,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     os.close(pidfd)
     if map_error:
         return ExecResult(False, "sandbox-error", "", "", duration, detail=map_error)
-    return _classify(stop_reason, nonce, out, err, rep, ctl, duration, limits)
+    return _classify(stop_reason, nonce, out, err, rep, ctl, wait_status, duration, limits)
 
 
 def _read_into(fd: int, buf: bytearray, limits: Limits) -> int:
@@ -171,60 +181,45 @@ def _killpg_quietly(pgid: int) -> None:
         pass
 
 
-def _init(run: _Run, go_r: int) -> int:
+def _sandboxed(run: _Run, go_r: int) -> int:
+    """In the cloned child: set up isolation, then become the harness. Returns the exit code."""
     devnull, out_w, err_w, rep_w, ctl_w = run.fds
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores signals it has no handler for
     try:
         isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL)  # W gone: the whole run goes
+        os.setsid()  # its own session and group: kill(0) reaches only the run; W kills the group
         if run.isolated:
             if os.read(go_r, 1) != b"g":
                 raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
             isolate.become_inside_user()
             isolate.setup_filesystem(run.limits, run.hide_homes)
         else:
-            import tempfile
-
-            os.setsid()
-            os.chdir(tempfile.mkdtemp(prefix="rlvr-sandbox-"))
-        os.close(go_r)
-        isolate.prctl(isolate.PR_SET_DUMPABLE, 0)  # the harness may not ptrace or read our memory
+            os.chdir(run.workdir)
     except OSError as e:
         os.write(ctl_w, f"setup-error {e}\n".encode())
         return 70
-    workdir = os.getcwd()
-    harness = os.fork()
-    if harness == 0:
-        code = 1
-        try:
-            os.close(ctl_w)
-            os.dup2(devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.dup2(rep_w, REPORT_FD)
-            os.closerange(REPORT_FD + 1, MAX_FD)  # W's protocol pipes, other runs' leftovers
-            os.environ.clear()
-            os.environ.update(CLEAN_ENV)
-            if run.isolated:
-                os.setpgid(0, 0)  # its own group: killpg(0) in the program stops at the program
-                isolate.drop_privileges()
-                isolate.prctl(isolate.PR_SET_DUMPABLE, 1)  # its own /proc/self is its own again
-            isolate.apply_limits(run.limits)
-            code = run_harness(run.program, run.tests, REPORT_FD, run.nonce)
-        finally:
-            os._exit(code)
-    for fd in (devnull, out_w, err_w, rep_w):
-        os.close(fd)
-    while True:  # as PID 1 we also reap every orphan of the program
-        pid, status = os.waitpid(-1, 0)
-        if pid == harness:
-            break
-    os.write(ctl_w, f"exit {status}\n".encode())
-    if not run.isolated:
-        _killpg_quietly(harness)
-        import shutil
+    os.close(go_r)
+    os.close(ctl_w)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(rep_w, REPORT_FD)
+    os.closerange(REPORT_FD + 1, MAX_FD)  # W's protocol pipes and anything else of W's
+    os.environ.clear()
+    os.environ.update(CLEAN_ENV)
+    if run.isolated:
+        isolate.drop_privileges()
+        isolate.prctl(isolate.PR_SET_DUMPABLE, 1)  # cleared by the uid change; /proc/self is its own again
+        for sig in TERMINATING_SIGNALS:  # PID 1 would ignore them; end the run as the signal would
+            signal.signal(sig, _die_of_signal)
+    isolate.apply_limits(run.limits)
+    return run_harness(run.program, run.tests, REPORT_FD, run.nonce)
 
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+def _die_of_signal(signum: int, frame: object) -> None:
+    try:
+        os.write(REPORT_FD, f"signal {signum}\n".encode())
+    finally:
+        os._exit(128 + signum)
 
 
 def run_harness(program: str, tests: str, report_fd: int, nonce: str) -> int:
@@ -286,7 +281,7 @@ def _print_traceback(e: Exception) -> None:
 
 
 def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep: bytearray, ctl: bytearray,
-              duration: float, limits: Limits) -> ExecResult:
+              wait_status: int, duration: float, limits: Limits) -> ExecResult:
     def result(status: str, detail: str, exit_code: int | None = None, sig: int | None = None) -> ExecResult:
         tail = limits.tail_bytes
         return ExecResult(
@@ -299,19 +294,18 @@ def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep:
         return result("timeout", f"wall clock over {limits.timeout_s:g} s")
     if stop_reason == "output-limit":
         return result("output-limit", f"stdout + stderr over {limits.output_bytes} bytes")
-    lines = bytes(ctl).splitlines()
-    for line in lines:
+    for line in bytes(ctl).splitlines():
         if line.startswith(b"setup-error"):
             return result("sandbox-error", line.decode(errors="replace"))
-    status_lines = [ln for ln in lines if ln.startswith(b"exit ")]
-    if not status_lines:
-        return result("sandbox-error", "init ended without reporting the harness's status")
-    wait_status = int(status_lines[0].split()[1])
     code = os.waitstatus_to_exitcode(wait_status)
     exit_code, sig = (code, None) if code >= 0 else (None, -code)
     reports = bytes(rep).splitlines()
     if exit_code == 0 and f"pass {nonce}".encode() in reports:
         return result("passed", "", exit_code, sig)
+    for line in reports:  # a handled terminating signal (PID 1 ignores unhandled ones)
+        if line.startswith(b"signal ") and line[7:].isdigit() and exit_code == 128 + int(line[7:]):
+            sig = int(line[7:])
+            exit_code = None
     if sig is not None:
         name = _signal_names.get(sig, str(sig))
         status = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "file-limit"}.get(sig, "killed")
