@@ -118,18 +118,21 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     stop_reason = ""
     deadline = t0 + limits.timeout_s
     init_done = False
+    watching = [*bufs, pidfd]
     while not init_done:
         left = deadline - time.monotonic()
         if left <= 0:
             stop_reason = "timeout"
             break
-        ready, _, _ = select.select([*bufs, pidfd], [], [], left)
+        ready, _, _ = select.select(watching, [], [], left)
         for fd in ready:
             if fd == pidfd:
                 init_done = True
                 continue
             n = _read_into(fd, bufs[fd], limits)
-            if fd in (out_r, err_r):
+            if n == 0:
+                watching.remove(fd)  # end of file: it would stay readable and spin the loop
+            elif fd in (out_r, err_r):
                 written += n
         if written > limits.output_bytes:
             stop_reason = "output-limit"
