@@ -156,3 +156,14 @@ def run(program: str, tests: str = "", *, timeout_s: float = 10.0, memory_mb: in
 def _close_default_pools() -> None:
     for pool in _default.values():
         pool.close()
+
+
+def _forget_pools_in_child() -> None:
+    # A forked child shares the parent's worker pipes: it must start its own workers,
+    # and a lock held by another thread at fork time would never be released here.
+    global _default_lock
+    _default.clear()
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)

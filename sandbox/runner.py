@@ -46,7 +46,9 @@ from sandbox import isolate
 from sandbox.base import ExecResult, Limits
 
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-             "PYTHONDONTWRITEBYTECODE": "1"}
+             "PYTHONDONTWRITEBYTECODE": "1",
+             # one thread per math library: threads count against the process limit
+             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 REPORT_FD = 3  # where the harness writes `pass <nonce>` or `exc ...`
 MAX_FD = 1 << 16
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,

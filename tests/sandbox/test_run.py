@@ -62,3 +62,19 @@ def test_unsafe_mode_runs_without_isolation_when_asked():
 def test_bad_limits_are_refused():
     with pytest.raises(ValueError, match="timeout_s"):
         Limits(timeout_s=0)
+
+
+def test_a_forked_caller_gets_its_own_workers():
+    import os
+
+    assert sandbox.run("pass").passed  # the parent's default pool is warm
+    pid = os.fork()
+    if pid == 0:  # trusted test code: the child only calls run() and reports by exit code
+        code = 1
+        try:
+            code = 0 if sandbox.run("x = 1", "assert x == 1").passed else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sandbox.run("x = 2", "assert x == 2").passed  # and the parent's still work
