@@ -53,6 +53,10 @@ _FUNCS = {
     "log": sympy.log, "sqrt": sympy.sqrt,
 }  # fmt: skip
 _CONSTS = {"pi": sympy.pi, "infty": sympy.oo, "inf": sympy.oo, "infinity": sympy.oo, "e": sympy.E, "i": sympy.I}
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "kappa",
+    "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
+}  # fmt: skip
 _MULOPS = {"*", "\\cdot", "\\times", "/", "\\div"}
 
 
@@ -262,6 +266,8 @@ class _Parser:
             return _CONSTS[name]
         if name in _FUNCS:
             return self.function(name)
+        if name in _GREEK:
+            return sympy.Symbol(name)
         raise ParseError(f"unknown command {val}")
 
     def function(self, name: str) -> sympy.Expr:
@@ -278,20 +284,35 @@ class _Parser:
             arg = self.atom()
         else:
             arg = self.power()
-        v = sympy.log(arg, base) if base is not None else _FUNCS[name](arg)
+        if name == "exp":
+            v = _safe_pow(sympy.E, arg)
+        else:
+            v = sympy.log(arg, base) if base is not None else _FUNCS[name](arg)
         return _safe_pow(v, power) if power is not None else v
 
 
+def _height(e: sympy.Expr, depth: int = 0) -> int:
+    """How many exponentials are stacked in `e` (x^2: 1, e^{e^x}: 2)."""
+    if depth > MAX_DEPTH or not e.args:
+        return 0
+    if isinstance(e, sympy.Pow) and not e.exp.is_Rational:
+        return 1 + _height(e.exp, depth + 1)
+    if isinstance(e, sympy.exp):
+        return 1 + _height(e.args[0], depth + 1)
+    return max(_height(a, depth + 1) for a in e.args)
+
+
 def _safe_pow(base: sympy.Expr, exp: sympy.Expr) -> sympy.Expr:
-    """base**exp, refusing integer powers whose result would be astronomically large."""
+    """base**exp, refusing integer powers whose result would be astronomically large and towers."""
+    h = _height(exp)
+    if h >= 3 or (h >= 2 and base.is_number and abs(base) > 1):  # 2^{2^n} is an answer, e^{e^{e^e}} a bomb
+        raise TooComplex("tower of exponents")
     if exp.is_Number and base.is_Rational and not base.is_zero:
         size = abs(float(exp)) * abs(math.log2(abs(base.p)) - math.log2(base.q))
         if size > MAX_POW_BITS:
             raise TooComplex("power too large")
     elif exp.is_Number and abs(exp) > 1000:
         raise TooComplex("exponent too large")
-    elif not exp.is_Number and exp.has(sympy.Pow) and base.is_Number and abs(base) > 1:
-        raise TooComplex("tower of exponents")
     return sympy.Pow(base, exp)
 
 

@@ -23,9 +23,11 @@ numeric checks at fixed random points; no `simplify`, no `eval`, no
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import random
 import re
+import time
 
 import sympy
 
@@ -39,6 +41,7 @@ from verifiers.normalize import Norm, normalize
 MAX_COMPLETION = 200_000  # characters; a megabyte answer is rejected before anything else runs
 MAX_PRED = 2000  # characters of an extracted answer; longer is not an answer a grader would read
 MAX_OPS = 300  # sympy operation count above which symbolic checks are skipped
+BUDGET_S = 0.5  # soft per-item deadline for the comparison; past it the verdict is an error, counted
 _POINTS = [sympy.Rational(random.Random(k).randint(11, 97), 37) for k in range(3)]  # fixed: deterministic
 
 
@@ -48,51 +51,72 @@ def _decimals(gold_text: str) -> int | None:
     return len(m.group(1)) if m else None
 
 
-def _num_equal(d: sympy.Expr, scale: sympy.Expr) -> bool:
-    v = sympy.N(d, 30)
-    s = abs(sympy.N(scale, 30))
-    if not v.is_number or not s.is_number or v.has(sympy.nan, sympy.zoo) or s.has(sympy.nan, sympy.zoo):
+class OverBudget(Exception):
+    """The comparison ran past its per-item budget (a soft deadline; the pool's timeout is the hard one)."""
+
+
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("math_deadline", default=float("inf"))
+
+
+def _check_budget() -> None:
+    if time.monotonic() > _DEADLINE.get():
+        raise OverBudget(f"comparison took longer than {BUDGET_S}s")
+
+
+def _value(e: sympy.Expr, pt: dict | None = None) -> sympy.Expr | None:
+    """e at the point `pt`, to 30 digits, with bounded working precision; None when not a finite number."""
+    _check_budget()
+    v = e.evalf(30, subs=pt, maxn=60)
+    if not v.is_number or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        return None
+    return v
+
+
+def _close(a: sympy.Expr | None, b: sympy.Expr | None) -> bool:
+    if a is None or b is None:
         return False
-    return bool(abs(v) <= sympy.Float("1e-20", 30) * max(1, s))
+    return bool(abs(a - b) <= sympy.Float("1e-20", 30) * max(1, abs(a), abs(b)))
+
+
+def _points(syms: list[sympy.Symbol]) -> list[dict]:
+    return [{s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(syms)} for k in range(len(_POINTS))]
 
 
 def expr_equal(g: sympy.Expr, p: sympy.Expr, gold_decimals: int | None = None) -> bool:
-    """Exact (or, for a decimal gold, to its rounding) equality of two sympy expressions."""
+    """Exact (or, for a decimal gold, to its rounding) equality of two sympy expressions.
+
+    Never expands or simplifies: two expressions are equal when their difference is 0 as built, or
+    when they agree to 20 digits at fixed points (a constant is one point). Bounded precision.
+    """
+    _check_budget()
     if g == p:
         return True
     if g.has(sympy.oo, -sympy.oo, sympy.zoo) or p.has(sympy.oo, -sympy.oo, sympy.zoo):
         return False
     if g.free_symbols != p.free_symbols:
         return False
-    d = g - p
+    if sympy.count_ops(g) + sympy.count_ops(p) > MAX_OPS:
+        return False
     if not g.free_symbols:
-        if _num_equal(d, g):
+        gv, pv = _value(g), _value(p)
+        if _close(gv, pv):
             return True
-        if gold_decimals is not None and p.is_real:
+        if gold_decimals is not None and gv is not None and pv is not None and pv.is_real:
             half = sympy.Rational(1, 2 * 10**gold_decimals)
-            return bool(abs(sympy.N(d, 30)) <= half * (1 + sympy.Rational(1, 10**9)))
+            return bool(abs(gv - pv) <= half * (1 + sympy.Rational(1, 10**9)))
         return False
-    if sympy.count_ops(d) > MAX_OPS:
-        return False
-    if d.is_polynomial() and sympy.expand(d) == 0:
-        return True
-    syms = sorted(g.free_symbols, key=str)
-    for k in range(len(_POINTS)):
-        pt = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(syms)}
-        if not _num_equal(d.subs(pt), g.subs(pt)):
-            return False
-    return True
+    return all(_close(_value(g, pt), _value(p, pt)) for pt in _points(sorted(g.free_symbols, key=str)))
 
 
 def _eq_equal(d1: sympy.Expr, d2: sympy.Expr) -> bool:
     """lhs1 - rhs1 and lhs2 - rhs2 describe the same equation: one is a nonzero constant times the other."""
     if d1.free_symbols != d2.free_symbols or sympy.count_ops(d1) + sympy.count_ops(d2) > MAX_OPS:
         return False
-    syms = sorted(d1.free_symbols, key=str)
     ratios = []
-    for k in range(len(_POINTS)):
-        pt = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(syms)}
-        a, b = sympy.N(d1.subs(pt), 30), sympy.N(d2.subs(pt), 30)
+    for pt in _points(sorted(d1.free_symbols, key=str)):
+        a, b = _value(d1, pt), _value(d2, pt)
+        if a is None or b is None:
+            return False
         if abs(b) < 1e-25:
             if abs(a) > 1e-25:
                 return False
@@ -207,7 +231,10 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
         return False, "rejected_too_complex"
     except (ParseError, RecursionError):
         return False, "unparsable"
-    return bool(equal(gv, pv, _decimals(gn.text))), "sympy"
+    # a decimal gold is a rounded value: an exact answer that rounds to it counts (1/3 for 0.33), but a decimal
+    # answer must be the same decimal (4.49 is not 4.5: it was not rounded as asked)
+    dec = _decimals(gn.text) if not re.search(r"\d\.\d", pn.text) else None
+    return bool(equal(gv, pv, dec)), "sympy"
 
 
 @register_verifier("math")
@@ -225,6 +252,7 @@ def math_verifier(completion: str, sample: Sample) -> Verdict:
         return Verdict(0.0, False, info={**info, "reason": "rejected_too_long"})
     if len(ex.others) > 4:
         return Verdict(0.0, False, info={**info, "reason": "multiple_boxed"})
+    token = _DEADLINE.set(time.monotonic() + BUDGET_S)
     try:
         ok, reason = judge(ex.pred, sample.reference)
         # several boxes written differently: correct only if every one of them is (1/2 and 0.5), never a hedge
@@ -233,5 +261,7 @@ def math_verifier(completion: str, sample: Sample) -> Verdict:
                 ok, reason = False, "multiple_boxed"
     except Exception as e:  # an unreadable gold or a sympy failure: an error to count, never a wrong answer
         return Verdict.failure(f"{type(e).__name__}: {e}", **info)
+    finally:
+        _DEADLINE.reset(token)
     info["reason"] = reason
     return Verdict(float(ok), ok, info=info)

@@ -102,6 +102,7 @@ def normalize(answer: str) -> Norm:
     s = answer.strip()
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
+    s = re.sub(r"^(.*?\S),?\s+(?:and\s+)?not\s+[^,]+$", r"\1", s)  # "8, not 9" states 8
     hedged = bool(_HEDGE.search(s))  # "8 or 9" needs no flag: it parses as a list, which a single gold never equals
     # math delimiters and trailing punctuation
     s = re.sub(r"^\$+|\$+$|^\\\[|\\\]$|^\\\(|\\\)$", "", s.strip()).strip()
