@@ -128,7 +128,7 @@ def test_verdict_carries_the_extracted_answer() -> None:
         "1+" * 5000 + "1",
         "9" * 100_000,
         "e^{e^{e^{e^{e}}}}",
-        "x^{x^{x^{x}}}",
+        "x^{x^{x^{x^{x}}}}",
     ],
 )
 def test_blowup_inputs_are_rejected_not_computed(pred: str) -> None:
