@@ -1,18 +1,20 @@
 """Kernel isolation for one sandbox run: namespaces, mounts, privileges, rlimits.
 
-Called from the forked processes of `sandbox.runner`, in this order:
+Used by `sandbox.runner` and `sandbox.worker`, in this order:
 
-1. `enter_namespaces(host_uid)` in the first child: become an unprivileged host
-   user (a fresh uid per run when we are root, so process limits and signals are
-   per run), then unshare user, mount, PID, network, IPC, UTS and cgroup
-   namespaces in one call and map inside uid/gid 1000 to that host user.
-2. `setup_filesystem(limits)` in PID 1 of the new PID namespace: the whole mount
-   tree is made read-only recursively (`mount_setattr`), a fresh size-limited
-   tmpfs is mounted on /tmp (the only writable place and the work dir), /root
-   and /home are hidden, and a /proc of the new PID namespace is mounted.
-3. `drop_privileges()` and `apply_limits(limits)` in the process that runs the
-   program: no capabilities (none in the bounding set either), no new
-   privileges, rlimits on CPU, address space, processes, file size, open files.
+0. `prepare_worker()` once in a root worker: its own mount namespace, home
+   directories hidden (the interpreter's own directories bound back), every
+   mount read-only, no supplementary groups.
+1. `clone_into_namespaces()` in the worker: a fork whose child starts in new
+   user, mount, PID, network, IPC, UTS and cgroup namespaces, as PID 1; then
+   `map_ids()` from the worker maps inside uid/gid 1000 to a fresh host uid
+   per run (when root), so process limits and signals are per run.
+2. `become_inside_user()` and `setup_filesystem(limits)` in the child: the
+   mount tree read-only (recursive `mount_setattr`), a fresh size-limited tmpfs
+   on /tmp (the work dir, the only writable place), a /proc of its PID namespace.
+3. `drop_privileges()` and `apply_limits(limits)` in the child before user code:
+   no capabilities (none in the bounding set either), no new privileges, rlimits
+   on CPU, address space, processes, file size, open files.
 
 The network namespace has only a loopback that is down: every connect fails at
 once with ENETUNREACH and nothing leaves the machine. Uses only libc through
@@ -244,4 +246,5 @@ def apply_limits(limits: Limits) -> None:
         (resource.RLIMIT_MSGQUEUE, 0),
         (resource.RLIMIT_MEMLOCK, 0),
     ):
-        resource.setrlimit(res, (value, value))
+        # CPU: SIGXCPU at the soft limit (the harness reports it), SIGKILL a second later
+        resource.setrlimit(res, (value, value + 1 if res == resource.RLIMIT_CPU else value))

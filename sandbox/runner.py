@@ -228,11 +228,16 @@ def _die_of_signal(signum: int, frame: object) -> None:
 
 
 def run_harness(program: str, tests: str, report_fd: int, nonce: str) -> int:
-    """exec the program, then the tests, in one `__main__` namespace; report how it ended."""
+    """exec the program, then the tests, in one namespace; report how it ended.
+
+    The namespace is not `__main__`, as in the official HumanEval harness: a
+    completion's `if __name__ == "__main__":` block (examples, `input()`) does
+    not run, so it cannot fail tests of the functions it defines.
+    """
     exec_, compile_, write = exec, compile, os.write  # held before user code can patch builtins
     stage = "program"
     try:
-        scope = {"__name__": "__main__", "__builtins__": __builtins__}
+        scope = {"__name__": "__sandbox__", "__builtins__": __builtins__}
         exec_(compile_(program, "<program>", "exec"), scope)
         stage = "tests"
         if tests.strip():

