@@ -27,7 +27,8 @@ import sympy
 MAX_LEN = 600
 MAX_DEPTH = 40
 MAX_POW_BITS = 4096  # an integer power larger than this many bits is a blow-up, not an answer
-MAX_FACTORIAL = 500
+MAX_FACTORIAL = 500  # evaluated exactly up to here
+MAX_FACTORIAL_ARG = 10**6  # kept unevaluated up to here; beyond, a blow-up
 
 
 class ParseError(ValueError):
@@ -177,12 +178,10 @@ class _Parser:
         v = self.atom()
         while (t := self.peek()) and t[1] == "!":
             self.take()
-            if not (v.is_Integer and 0 <= v <= MAX_FACTORIAL):
-                if v.is_Integer:
-                    raise TooComplex(f"factorial of {v}")
-                v = sympy.factorial(v, evaluate=False)
-            else:
-                v = sympy.factorial(v)
+            if v.is_Integer and v > MAX_FACTORIAL_ARG:
+                raise TooComplex(f"factorial of {v}")
+            # small ones exactly; 2004! stays a symbol-like factorial that evalf handles through gamma
+            v = sympy.factorial(v) if v.is_Integer and 0 <= v <= MAX_FACTORIAL else sympy.factorial(v, evaluate=False)
         return v
 
     def group(self) -> sympy.Expr:

@@ -164,7 +164,8 @@ def parse_answer(s: str) -> Value:
         if len(parts) > 1:
             if len(parts) > 50:
                 raise TooComplex("more than 50 elements")
-            vals = [parse_answer(p) for p in parts]
+            # "19, 46, and 82": the last element's "and" is English, not math
+            vals = [parse_answer(re.sub(r"^(?:and|or)\s+", "", p)) for p in parts if p]
             if all(v.kind == "intervals" for v in vals):
                 return Value("intervals", tuple(iv for v in vals for iv in v.items))
             return Value("list", tuple(vals))
@@ -178,6 +179,8 @@ def parse_answer(s: str) -> Value:
             return Value("intervals", (_interval(parts[0], parts[1], lb, rb),))
         if len(parts) >= 2:
             return Value("tuple", tuple(parse_answer(p) for p in parts))
+        if lb == "(" and inner.strip().startswith("\\begin"):
+            return parse_answer(inner)  # "(\begin{pmatrix}...\end{pmatrix})"
     eq = split_top(s, ("=",))
     if len(eq) == 2 and not _REL.search(s):
         lhs, rhs = eq

@@ -75,7 +75,10 @@ def _value(e: sympy.Expr, pt: dict | None = None) -> sympy.Expr | None:
 def _close(a: sympy.Expr | None, b: sympy.Expr | None) -> bool:
     if a is None or b is None:
         return False
-    return bool(abs(a - b) <= sympy.Float("1e-20", 30) * max(1, abs(a), abs(b)))
+    if a == 0 or b == 0:  # an exact zero against a sum that cancels numerically (to evalf's precision)
+        return bool(abs(a - b) < sympy.Float("1e-50", 30))
+    # relative: 1/2^99 and 1/2^98 are both tiny, and different
+    return bool(abs(a - b) <= sympy.Float("1e-20", 30) * max(abs(a), abs(b)))
 
 
 def _points(syms: list[sympy.Symbol]) -> list[dict]:

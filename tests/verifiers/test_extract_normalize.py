@@ -99,7 +99,7 @@ def test_parser_values(text: str, value: sympy.Expr) -> None:
     assert sympy.simplify(parse_expr_latex(text) - value) == 0
 
 
-@pytest.mark.parametrize("text", ["10^{10^{10}}", "1000!", "(" * 100 + "1" + ")" * 100, "x^{5000}", "1" * 100])
+@pytest.mark.parametrize("text", ["10^{10^{10}}", "10000000!", "(" * 100 + "1" + ")" * 100, "x^{5000}", "1" * 100])
 def test_parser_refuses_blowups(text: str) -> None:
     with pytest.raises(TooComplex):
         parse_expr_latex(text)
