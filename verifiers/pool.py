@@ -196,6 +196,15 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str) -> None:
     """Worker process loop: receive an item, verify it, send the verdict back."""
     from verifiers.base import get_verifier, list_verifiers
 
+    parent = os.getppid()
+
+    def watchdog() -> None:  # a worker stuck in a verifier must not outlive a pool that died without closing it
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watchdog, daemon=True).start()
     recv_conn = Connection(read_fd, writable=False)
     send_conn = Connection(write_fd, readable=False)
     for mod in json.loads(preload_json):
