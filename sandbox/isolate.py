@@ -185,13 +185,33 @@ def interpreter_dirs() -> list[str]:
     return [os.path.realpath(p) for p in paths if p and os.path.isdir(p)]
 
 
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
 def prepare_worker() -> None:
     """Once per root worker: a private mount namespace with home dirs hidden, all read-only."""
     os.setgroups([])  # runs inherit our groups and could not drop root's themselves
     _check(_libc.unshare(CLONE_NEWNS), "unshare(mount namespace) for the worker")
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     hide_home_dirs(interpreter_dirs())
+    _minimal_dev()
+    if os.path.isdir("/run"):  # host daemons' unix sockets live there: a way out of the network namespace
+        _mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
     _make_readonly(keep_proc_writable=True)
+
+
+def _minimal_dev() -> None:
+    """Replace /dev by a few harmless nodes (no /dev/log socket, no kmsg, no disks)."""
+    nodes = [(name, os.open(f"/dev/{name}", os.O_PATH)) for name in DEV_NODES if os.path.exists(f"/dev/{name}")]
+    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
+    for name, fd in nodes:
+        os.close(os.open(f"/dev/{name}", os.O_CREAT | os.O_WRONLY, 0o666))  # a mount point for the node
+        _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND, None)
+        os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/shm")
 
 
 def _make_readonly(keep_proc_writable: bool = False) -> None:

@@ -51,6 +51,7 @@ CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "
              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 REPORT_FD = 3  # where the harness writes `pass <nonce>` or `exc ...`
 MAX_FD = 1 << 16
+MEMORY_CHECK_S = 0.1  # how often a running program's total resident memory is summed
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
                        signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU)
 _ERRNO_STATUS = {  # OSError errno -> status, for exceptions that say why
@@ -121,12 +122,20 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     deadline = t0 + limits.timeout_s
     init_done = False
     watching = [*bufs, pidfd]
+    next_memory_check = t0 + MEMORY_CHECK_S
     while not init_done:
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
             stop_reason = "timeout"
             break
-        ready, _, _ = select.select(watching, [], [], left)
+        if now >= next_memory_check:
+            # Each process has its own address-space limit; this bounds all of them together.
+            if _tree_memory_bytes(init) > limits.memory_mb << 20:
+                stop_reason = "memory"
+                break
+            next_memory_check = now + MEMORY_CHECK_S
+        ready, _, _ = select.select(watching, [], [], max(min(left, next_memory_check - now), 0.0))
         for fd in ready:
             if fd == pidfd:
                 init_done = True
@@ -166,6 +175,26 @@ def _read_into(fd: int, buf: bytearray, limits: Limits) -> int:
     if len(buf) > 2 * limits.tail_bytes + 65536:
         del buf[: len(buf) - limits.tail_bytes - 65536]  # keep a tail; reports are short
     return len(data)
+
+
+def _tree_memory_bytes(root: int) -> int:
+    """Proportional set size (shared pages split between sharers) of `root` and all its descendants."""
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                pss = next(line for line in f.read().splitlines() if line.startswith(b"Pss:"))
+            total += int(pss.split()[1]) << 10
+            for tid in os.listdir(f"/proc/{pid}/task"):  # children are listed per thread
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (OSError, StopIteration, ValueError):
+            continue  # exited while we looked
+    return total
 
 
 def _kill_run(init: int, isolated: bool) -> None:
@@ -302,6 +331,8 @@ def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep:
 
     if stop_reason == "timeout":
         return result("timeout", f"wall clock over {limits.timeout_s:g} s")
+    if stop_reason == "memory":
+        return result("memory", f"memory of all its processes together over {limits.memory_mb} MiB")
     if stop_reason == "output-limit":
         return result("output-limit", f"stdout + stderr over {limits.output_bytes} bytes")
     for line in bytes(ctl).splitlines():

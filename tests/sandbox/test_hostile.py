@@ -51,6 +51,13 @@ def test_growing_memory_hits_the_memory_limit(pool):
     assert r.status == "memory", r
 
 
+def test_memory_spread_over_processes_hits_the_memory_limit(pool):
+    program = ("import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n        x = bytearray(100 * 2**20)\n"
+               "        for i in range(0, len(x), 4096):\n            x[i] = 1\n        time.sleep(60)\ntime.sleep(60)")
+    r = pool.run(program, "", Limits(timeout_s=10, memory_mb=256))  # each child alone is under 256 MiB
+    assert r.status == "memory", r
+
+
 def test_huge_output_hits_the_output_limit(pool):
     r = pool.run("while True:\n    print('x' * 10_000)", "", FAST)
     assert r.status == "output-limit"
@@ -129,6 +136,23 @@ def test_loopback_connection_to_the_host_is_refused_and_nothing_arrives(pool):
         assert r.status == "network", r
         with pytest.raises(BlockingIOError):
             server.accept()
+
+
+@pytest.mark.parametrize("folder", ["/run", "/dev/shm"])
+def test_host_unix_sockets_are_out_of_reach(pool, folder):
+    path = f"{folder}/rlvr-{secrets.token_hex(4)}.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        os.chmod(path, 0o777)  # anyone on the host may connect: only the sandbox's mounts hide it
+        server.listen()
+        server.setblocking(False)
+        try:
+            r = pool.run(f"import socket\nsocket.socket(socket.AF_UNIX).connect({path!r})", "", FAST)
+            with pytest.raises(BlockingIOError):
+                server.accept()
+        finally:
+            os.remove(path)
+    assert not r.passed and "FileNotFoundError" in r.detail, r
 
 
 def test_outside_address_is_refused_at_once(pool):
