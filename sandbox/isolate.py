@@ -3,8 +3,9 @@
 Used by `sandbox.runner` and `sandbox.worker`, in this order:
 
 0. `prepare_worker()` once in a root worker: its own mount namespace, home
-   directories hidden (the interpreter's own directories bound back), every
-   mount read-only, no supplementary groups.
+   directories hidden (the interpreter's own directories bound back), /run
+   hidden and a minimal /dev (no host unix sockets), every mount read-only,
+   no supplementary groups.
 1. `clone_into_namespaces()` in the worker: a fork whose child starts in new
    user, mount, PID, network, IPC, UTS and cgroup namespaces, as PID 1; then
    `map_ids()` from the worker maps inside uid/gid 1000 to a fresh host uid
@@ -19,8 +20,9 @@ Used by `sandbox.runner` and `sandbox.worker`, in this order:
 The network namespace has only a loopback that is down: every connect fails at
 once with ENETUNREACH and nothing leaves the machine. Uses only libc through
 ctypes (Python 3.11 has no os.unshare); needs Linux >= 5.12 (mount_setattr) and
-user namespaces. Does not limit total memory across processes (no cgroups):
-each process has its own address-space limit and the process count is bounded.
+user namespaces. No cgroups and no seccomp: each process has its own
+address-space limit, the process count is bounded, and the runner polls the
+memory of the whole process tree.
 """
 
 from __future__ import annotations
