@@ -183,6 +183,7 @@ def extract_answer(completion: str) -> Extraction:
     final = sentences[-1] if sentences else last
     if not _finished(final):
         return Extraction(None, "truncated")
+    final = final.replace("\\$", "$ ").replace("$ $", "")  # an escaped dollar is money, not a formula
     math_spans = re.findall(r"(?<![\\\w])\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", final, re.DOTALL)
     math_spans = [m for m in math_spans if not re.fullmatch(r"\d[\d,.]*\s", m[0] + " ")]
     if math_spans:

@@ -140,6 +140,12 @@ def _inequality(s: str) -> Value | None:
     return Value("intervals", ((lo, hi, lopen, ropen),), parts[vi])
 
 
+def _open_interval(v: Value) -> Value:
+    if v.kind == "tuple" and len(v.items) == 2 and all(x.kind == "expr" for x in v.items):
+        return Value("intervals", ((v.items[0].items[0], v.items[1].items[0], True, True),))
+    return v
+
+
 def parse_answer(s: str) -> Value:
     """The structured value of a normalised answer string (see module doc)."""
     s = s.strip()
@@ -166,6 +172,8 @@ def parse_answer(s: str) -> Value:
                 raise TooComplex("more than 50 elements")
             # "19, 46, and 82": the last element's "and" is English, not math
             vals = [parse_answer(re.sub(r"^(?:and|or)\s+", "", p)) for p in parts if p]
+            if "\\cup" in s:  # in a union, "(a,b)" is an open interval, not a pair
+                vals = [_open_interval(v) for v in vals]
             if all(v.kind == "intervals" for v in vals):
                 return Value("intervals", tuple(iv for v in vals for iv in v.items))
             return Value("list", tuple(vals))
@@ -181,15 +189,24 @@ def parse_answer(s: str) -> Value:
             return Value("tuple", tuple(parse_answer(p) for p in parts))
         if lb == "(" and inner.strip().startswith("\\begin"):
             return parse_answer(inner)  # "(\begin{pmatrix}...\end{pmatrix})"
+    m = re.fullmatch(r"([a-zA-Z])\s*\\neq?\s*(.+)", s)
+    if m:  # "x \neq 0": everything but one point
+        a = _expr(m.group(2))
+        return Value("intervals", ((sympy.S.NegativeInfinity, a, True, True), (a, sympy.S.Infinity, True, True)), m.group(1))
     eq = split_top(s, ("=",))
     if len(eq) == 2 and not _REL.search(s):
         lhs, rhs = eq
         if re.fullmatch(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\)", lhs) and not re.fullmatch(r"[a-zA-Z]", rhs):
             # "x = 3", "f(x) = 2x+1": the value is what the variable equals
             return Value("assign", (parse_answer(rhs),), lhs)
-        return Value("eq", (_expr(lhs) - _expr(rhs),))
-    if len(eq) > 2:
-        raise ParseError("chained equation")
+        left, right = _expr(lhs), _expr(rhs)
+        # items[1]: the stated value when the right side is a constant ("a+b+c = 12", "180 * 3 = 540")
+        return Value("eq", (left - right, right if not right.free_symbols else None))
+    if len(eq) > 2:  # "2 \cdot 3 = 6 = 6": a chain of computations states its last value
+        last = parse_answer(eq[-1])
+        if last.kind != "expr" or last.items[0].free_symbols:
+            raise ParseError("chained equation")
+        return Value("eq", (sympy.Integer(0), last.items[0]))
     if _REL.search(s):
         iv = _inequality(s)
         if iv is None:

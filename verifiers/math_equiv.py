@@ -160,6 +160,10 @@ def equal(g: Value, p: Value, dec: int | None = None) -> bool:
     """Are two parsed answers equivalent? `g` is the gold one."""
     if {g.kind, p.kind} == {"assign", "eq"}:  # "x = 5-2y" against "x+2y=5"
         g, p = (_as_eq(v) if v.kind == "assign" else v for v in (g, p))
+    if p.kind == "eq" and g.kind == "expr" and p.items[1] is not None:  # "a+b+c = 12" for 12
+        return expr_equal(g.items[0], p.items[1], dec)
+    if g.kind == "eq" and p.kind == "expr" and g.items[1] is not None:
+        return expr_equal(g.items[1], p.items[0], dec)
     if g.kind == "assign" and p.kind != "assign":
         return equal(g.items[0], p, dec)
     if p.kind == "assign" and g.kind != "assign":
@@ -223,6 +227,9 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
     if gn.unit and pn.unit and gn.unit != pn.unit:
         return False, "wrong_unit"
     if gn.choice is not None:
+        with_value = re.fullmatch(r"\(?[A-E]\)\s*(\S.*)", gn.text)
+        if pn.choice is None and with_value:  # "18" for "(D) 18"
+            return judge(pred, with_value.group(1))[0], "choice_value"
         return pn.choice == gn.choice or _text_key(pn) == _text_key(gn), "choice"
     if _text_key(pn) == _text_key(gn) and pn.percent == gn.percent:
         return True, "string"

@@ -61,7 +61,7 @@ _UNIT_OF = {sp: canon for canon, spellings in _UNITS.items() for sp in spellings
 _SQUARE = re.compile(r"^(?:sq\.?|square|cubic)\s+|\^[23]$|\^\{[23]\}$")
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # fmt: skip
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_HEDGE = re.compile(r"\b(?:not|maybe|either|perhaps)\b|\\neq?\b|\\ne\b")
+_HEDGE = re.compile(r"\b(?:not|maybe|either|perhaps)\b|^\s*\\neq?\b")  # "x \neq 0" is a set, "\neq 5" a dodge
 _APPROX = re.compile(r"\b(?:approximately|approx|about|around|roughly|nearly|almost)\b|\\approx|\\sim\b|≈")
 
 
@@ -112,6 +112,7 @@ def normalize(answer: str) -> Norm:
     s = re.sub(r"(?<!\\)\\!", "", s)  # negative space: "10,\!080" is 10,080
     s = re.sub(r"(?<!\\)\\[,;: ]|\\quad|\\qquad|~", " ", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = re.sub(r"\\langle\b", "(", re.sub(r"\\rangle\b", ")", s))  # vectors
     s = s.replace("{,}", "")
     for cmd in ("mathrm", "mathbf", "textbf", "mathit", "boldsymbol", "operatorname", "mbox", "textrm", "hbox"):
         s = _unwrap(s, cmd)

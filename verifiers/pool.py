@@ -212,7 +212,13 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str) -> None:
     list_verifiers()  # import the built-in verifiers (and sympy) before saying ready
     from verifiers.math_equiv import judge
 
-    judge("\\frac{1}{2}+\\sqrt{2}x", "x\\sqrt{2}+0.5")  # warm sympy's caches so the first item is not slow
+    # warm sympy's caches and lazy imports on each comparison path, so the first items are not slow
+    for pred, gold in (
+        ("\\frac{1}{2}+\\sqrt{2}x", "x\\sqrt{2}+0.5"), ("\\sqrt{3}/2", "0.866"), ("x+y=2", "2x+2y=4"),
+        ("0 \\le x < 1", "[0,1)"), ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(1,2)"), ("\\sin^2 x", "1-\\cos^2 x"),
+        ("e^{i\\pi}", "-1"), ("\\{1,2\\}", "2, 1"),
+    ):  # fmt: skip
+        judge(pred, gold)
 
     send_conn.send("ready")
     cache: dict[str, Any] = {}
