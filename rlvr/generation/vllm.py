@@ -74,12 +74,16 @@ class VLLMGenerator:
             self.on_gpu = not current_platform.is_cpu()
             kv_gb = getattr(opts, "kv_cache_gb", 0.0)  # 0: size by gpu_memory_utilization (GPU only)
             kv_bytes = int((kv_gb or CPU_KV_CACHE_GB) * 2**30) if kv_gb > 0 or not self.on_gpu else None
+            from transformers import AutoConfig
+
+            # vLLM refuses a max_model_len past the model's positions; a tiny test model has few.
+            max_len = min(opts.max_model_len, AutoConfig.from_pretrained(model_path).max_position_embeddings)
             self.llm = LLM(
                 model=model_path,
                 tokenizer=model_path,
                 dtype=opts.dtype,
                 seed=seed,
-                max_model_len=opts.max_model_len,
+                max_model_len=max_len,
                 enforce_eager=opts.enforce_eager,
                 gpu_memory_utilization=opts.gpu_memory_utilization,
                 kv_cache_memory_bytes=kv_bytes,

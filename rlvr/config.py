@@ -1,0 +1,203 @@
+"""Typed configuration: dataclasses filled from YAML plus dotted CLI overrides.
+
+`load_config(path, overrides)` reads a YAML file into `TrainConfig`, applies
+overrides such as `optim.lr=1e-5`, and checks every key and type: an unknown
+key or a value of the wrong type is an error that names the key's dotted
+path (and suggests the nearest valid key). Each component owns its block;
+components are named by registry name, never by import path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlvr.generation import GenerationConfig
+from rlvr.policy import ModelConfig
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ComponentConfig:
+    """A registry name plus its arguments (a task or a verifier)."""
+
+    name: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VerifierConfig:
+    name: str = ""  # "" = the task's default verifier
+    args: dict[str, Any] = field(default_factory=dict)
+    num_workers: int = 2  # verification worker processes
+    timeout_s: float = 5.0  # hard per-item timeout; a stuck worker is killed and replaced
+    preload: list[str] = field(default_factory=list)  # modules workers import (plugins without an entry point)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_scheduler: str = "constant"  # any transformers scheduler name: constant, linear, cosine, ...
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0  # 0 = no clipping
+
+
+@dataclass
+class GRPOConfig:
+    prompts_per_step: int = 8  # prompts per optimizer step (x num_generations completions)
+    micro_batch_size: int = 16  # completions per forward/backward (gradient accumulation inside a step)
+    num_iterations: int = 1  # updates per batch (PPO epochs); 1 = on-policy fast path, no old-logp forward
+    mini_batches: int = 1  # optimizer steps per batch per iteration
+    estimator: str = "grpo"  # grpo | rloo
+    scale_rewards: str = "group"  # group | batch | none (Dr.GRPO)
+    loss_agg_mode: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2  # DAPO clip-higher: e.g. 0.28
+    clip_ratio_c: float = 0.0  # dual-clip bound for negative advantages (0 = off)
+    kl_coef: float = 0.0  # 0 = no reference model is loaded
+    kl_estimator: str = "k3"  # k1 | k2 | k3
+    kl_in_reward: bool = False  # subtract kl_coef * KL from the reward instead of adding it to the loss
+    mask_truncated_completions: bool = False  # completions cut at max_new_tokens give no gradient
+    filter_groups: bool = False  # DAPO dynamic sampling: drop zero-variance groups, sample more
+    max_filter_rounds: int = 4  # generation rounds per step when filter_groups is on
+
+
+@dataclass
+class SFTConfig:
+    batch_size: int = 16  # examples (or packed rows) per optimizer step
+    micro_batch_size: int = 16  # rows per forward/backward
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 512  # longer examples are an error, never silently cut
+    packing: bool = False  # concatenate examples into max_length rows (attention kept per example)
+
+
+@dataclass
+class EvalConfig:
+    task: ComponentConfig = field(default_factory=ComponentConfig)  # name "" = no evaluation
+    every: int = 0  # steps between evaluations (0 = only before and after training)
+    max_new_tokens: int = 0  # 0 = generation.max_new_tokens
+
+
+@dataclass
+class TrainConfig:
+    algorithm: str = "grpo"  # grpo | sft
+    run_dir: str = "runs/default"
+    seed: int = 0
+    max_steps: int = 100
+    save_every: int = 50  # steps between checkpoints (0 = only at the end)
+    keep_last: int = 2  # checkpoints kept
+    report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard", "wandb"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: ComponentConfig = field(default_factory=ComponentConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _check(value: Any, tp: Any, path: str) -> Any:
+    """`value` converted to type `tp`, or ConfigError naming `path`."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        opts = typing.get_args(tp)
+        if value is None and type(None) in opts:
+            return None
+        return _check(value, next(o for o in opts if o is not type(None)), path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads 1e-5 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {path!r}{hint} (valid: {', '.join(names)})")
+        kwargs[key] = _check(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {k!r} is not a mapping")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"override {o!r}: expected key.path=value")
+        key, raw = o.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw) if raw != "" else "")) 
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    for key, value in parse_overrides(list(overrides)):
+        _set_dotted(data, key, value)
+    try:
+        return _build(TrainConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

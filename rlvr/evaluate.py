@@ -1,0 +1,37 @@
+"""Greedy evaluation of a policy on a task: accuracy, mean reward, verifier errors.
+
+Generates one greedy completion per sample through any `Generator` and scores
+it in the verification pool; no gradients, no training state.
+"""
+
+from __future__ import annotations
+
+from rlvr.generation.base import Generator, SamplingParams
+from rlvr.rollout import generate_and_verify, tokenize_prompts
+from rlvr.types import Sample
+from verifiers.pool import VerifierPool
+
+
+def evaluate(
+    samples: list[Sample],
+    generator: Generator,
+    tokenizer,
+    pool: VerifierPool,
+    verifier: tuple[str, dict],
+    *,
+    max_new_tokens: int,
+    max_prompt_len: int = 10**9,
+) -> dict[str, float]:
+    if not samples:
+        raise ValueError("evaluation task has no samples")
+    prompt_ids = tokenize_prompts(tokenizer, samples, max_prompt_len)
+    sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    ro = generate_and_verify(samples, prompt_ids, generator, pool, verifier, 1, sampling)
+    n = len(samples)
+    return {
+        "accuracy": float(ro.correct().sum()) / n,
+        "reward": float(ro.rewards().sum()) / n,
+        "verifier_errors": float(ro.errors().sum()),
+        "completion_len": sum(len(g[0].token_ids) for g in ro.completions) / n,
+        "num_samples": float(n),
+    }

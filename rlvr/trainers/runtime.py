@@ -1,0 +1,130 @@
+"""What every trainer loop needs around its update: accelerator, seeded model and
+optimizer, LR schedule, data position, metrics, checkpoints, final save.
+
+Trainers compose these helpers (no base class to inherit). Resume is exact:
+model, optimizer, scheduler, RNG (via accelerate) and the data position (ours)
+are restored from the newest complete checkpoint in `run_dir/checkpoints`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
+from rlvr.config import TrainConfig, to_dict
+from rlvr.metrics import MetricsLogger
+from rlvr.policy import load_policy
+from rlvr.types import Sample
+from tasks.base import Task, get_task
+
+log = logging.getLogger("rlvr")
+
+
+class PromptStream:
+    """Samples of a task in a seeded order, reshuffled each epoch; `position` counts samples consumed."""
+
+    def __init__(self, task: Task, seed: int, position: int = 0):
+        if len(task) == 0:
+            raise ValueError("task has no samples")
+        self.task, self.seed, self.position = task, seed, position
+
+    def _order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.task)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[Sample]:
+        out = []
+        n = len(self.task)
+        while len(out) < k:
+            epoch, i = divmod(self.position, n)
+            out.append(self.task[self._order(epoch)[i]])
+            self.position += 1
+        return out
+
+
+@dataclass
+class Runtime:
+    cfg: TrainConfig
+    accelerator: Accelerator
+    model: torch.nn.Module
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    logger: MetricsLogger
+    run_dir: Path
+    start_step: int
+    state: dict[str, Any]  # trainer state restored on resume (data position, ...)
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        save_checkpoint(self.accelerator, self.ckpt_root, step, {"step": step, **state}, keep_last=self.cfg.keep_last)
+
+    def finish(self) -> Path:
+        """Save the final HF model (`run_dir/final`) and close the metrics."""
+        out = save_pretrained(self.accelerator, self.model, self.tokenizer, self.run_dir / "final")
+        self.logger.close()
+        return out
+
+
+def build_task(cfg_task, what: str) -> Task:
+    if not cfg_task.name:
+        raise ValueError(f"{what}.name is empty: name a registered task (see `rlvr list`)")
+    return get_task(cfg_task.name, **cfg_task.args)
+
+
+def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None) -> Runtime:
+    accelerator = accelerator or Accelerator()
+    set_seed(cfg.seed, device_specific=True)
+    run_dir = Path(cfg.run_dir)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    model, tok = load_policy(cfg.model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
+    )
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(
+        cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=total_steps
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    start_step, state = 0, {}
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is not None:
+        state = load_checkpoint(accelerator, ckpt)
+        start_step = int(state["step"])
+        log.warning("resumed from %s at step %d", ckpt, start_step)
+    logger = MetricsLogger(
+        run_dir,
+        config=to_dict(cfg),
+        report_to=tuple(cfg.report_to),
+        resume_step=start_step if ckpt is not None else None,
+        is_main_process=accelerator.is_main_process,
+    )
+    return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state)
+
+
+def clip_and_step(rt: Runtime) -> float:
+    """Gradient clipping (if configured), optimizer and scheduler step; returns the pre-clip grad norm."""
+    grad_norm = 0.0
+    if rt.cfg.optim.max_grad_norm > 0:
+        grad_norm = float(rt.accelerator.clip_grad_norm_(rt.model.parameters(), rt.cfg.optim.max_grad_norm))
+    rt.optimizer.step()
+    rt.scheduler.step()
+    rt.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
