@@ -1,6 +1,8 @@
 """Find the final answer of a completion.
 
-In order: the `\\boxed{}` / `\\fbox{}` answers (nested braces), a GSM8K `####`
+Only the text after `</think>` counts (drafts inside the reasoning do not), and
+inside `<answer>...</answer>` when the completion has those tags. In order: the
+`\\boxed{}` / `\\fbox{}` answers (nested braces), a GSM8K `####`
 line, "The (final) answer is ..." / "Answer: ...", then a text-only final
 sentence ("So she has 18 apples left."). It does not judge the answer, and it
 refuses rather than guesses: several different boxed candidates, or a completion
@@ -138,6 +140,15 @@ def _finished(sentence: str) -> bool:
 def extract_answer(completion: str) -> Extraction:
     """The final answer of `completion`, or `pred=None` with the reason none was taken."""
     text = completion
+    if "</think>" in text:  # drafts inside the reasoning are not the answer
+        text = text.rsplit("</think>", 1)[1]
+    elif "<think>" in text:
+        return Extraction(None, "unfinished_think")
+    answers = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
+    if answers:
+        text = answers[-1]
+    elif "<answer>" in text:
+        return Extraction(None, "unclosed_answer_tag")
     boxes, unclosed = boxed_all(text)
     if boxes:
         if unclosed:  # a closed box, then another one cut off: the answer changed mid-way

@@ -105,6 +105,10 @@ def test_grading_conventions(gold: str, pred: str, ok: bool) -> None:
         ("so the probability is \\boxed{\\frac{1}{", False),  # cut off inside the box
         ("The probability is 1/3, and then we multiply by", False),  # cut off before the answer
         ("The answer is not 0.5.", False),
+        ("<think>maybe \\boxed{3}? no.</think> So \\boxed{0.5}", True),  # drafts in the reasoning do not count
+        ("<think>it is \\boxed{0.5} I think, let me check", False),  # cut off while thinking
+        ("<think>ok</think><answer>\\frac{1}{2}</answer>", True),
+        ("So the answer is $\\boxed{\\frac{1}{2}}$.\n\nQuestion: what is 3/4", True),  # rambling after the box
     ],
 )
 def test_extraction_rules(completion: str, ok: bool) -> None:
