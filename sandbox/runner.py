@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from sandbox import isolate
 from sandbox.base import ExecResult, Limits
@@ -293,7 +294,7 @@ def _flush_output() -> None:
             pass
 
 
-def _report_exception(write: object, report_fd: int, stage: str, e: BaseException) -> None:
+def _report_exception(write: Callable[[int, bytes], int], report_fd: int, stage: str, e: BaseException) -> None:
     import errno
 
     name = type(e).__name__
