@@ -34,6 +34,10 @@ _KNOWN_WORDS = re.compile(
 )
 
 
+# what a grader reads as "the thing being asked for = value": x, x_1, f(x), f^{-1}(x), \theta, P(A)
+_ASSIGNABLE = re.compile(r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:\^\{-1\}|')?(?:_\{?\w+\}?)?(?:\([^()=]*\))?")
+
+
 @dataclass(frozen=True)
 class Value:
     # "expr", "assign" (var = value), "eq" (lhs - rhs), "tuple", "set", "list", "intervals",
@@ -196,7 +200,7 @@ def parse_answer(s: str) -> Value:
     eq = split_top(s, ("=",))
     if len(eq) == 2 and not _REL.search(s):
         lhs, rhs = eq
-        if re.fullmatch(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\)", lhs) and not re.fullmatch(r"[a-zA-Z]", rhs):
+        if _ASSIGNABLE.fullmatch(lhs) and not re.fullmatch(r"[a-zA-Z]", rhs):
             # "x = 3", "f(x) = 2x+1": the value is what the variable equals
             return Value("assign", (parse_answer(rhs),), lhs)
         left, right = _expr(lhs), _expr(rhs)

@@ -164,6 +164,8 @@ def equal(g: Value, p: Value, dec: int | None = None) -> bool:
         return expr_equal(g.items[0], p.items[1], dec)
     if g.kind == "eq" and p.kind == "expr" and g.items[1] is not None:
         return expr_equal(g.items[1], p.items[0], dec)
+    if g.kind == "tuple" and p.kind == "list" and all(q.kind == "assign" for q in p.items):
+        return equal(g, Value("tuple", tuple(q.items[0] for q in p.items)), dec)  # "x=3, y=4" for (3,4)
     if g.kind == "assign" and p.kind != "assign":
         return equal(g.items[0], p, dec)
     if p.kind == "assign" and g.kind != "assign":
@@ -205,6 +207,8 @@ def equal(g: Value, p: Value, dec: int | None = None) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _gold(reference: str) -> tuple[Norm, Value | None, str | None]:
     """Normalised and parsed gold answer, cached: the same gold is checked for every completion of a group."""
+    if "\\boxed" in reference or "####" in reference:  # a whole worked solution given as the gold
+        reference = extract_answer(reference).pred or reference
     norm = normalize(reference)
     try:
         return norm, parse_answer(norm.text), None
