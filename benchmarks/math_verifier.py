@@ -1,8 +1,10 @@
 """Benchmark: our `math` verifier against math-verify on a labelled set, in one run.
 
-Both run in 2 worker processes over `benchmarks/data/math_labelled.jsonl`
-(completion, gold, label triples written by hand rules: every answer form the
-verifier supports, plus false-positive traps and blow-up inputs). Ours goes
+Both run in 2 worker processes over `benchmarks/data/math_*.jsonl`
+(completion, gold, label triples labelled by hand rules: `math_labelled` covers
+every answer form the verifier supports, false-positive traps and blow-up
+inputs; `math_heldout` is realistic MATH/GSM8K-style completions written later
+as a check on generalisation). Ours goes
 through the real `VerifierPool(num_workers=2)`; math-verify through a
 `ProcessPoolExecutor(2)` (its own `signal.alarm` timeouts work there because
 tasks run on the workers' main threads). Printed: accuracy, false-positive
@@ -10,7 +12,7 @@ rate (wrong answers scored correct / all wrong), false-negative rate (right
 answers scored wrong / all right), errors, items/s, and p50/p99 per-item
 latency measured inside the workers.
 
-    python benchmarks/math_verifier.py [--data benchmarks/data/math_labelled.jsonl] [--show 10]
+    python benchmarks/math_verifier.py [--data benchmarks/data/math_labelled.jsonl ...] [--show 10]
 
 Needs `pip install math-verify` (the `bench` extra) for the baseline column.
 """
@@ -26,17 +28,18 @@ from pathlib import Path
 from rlvr.types import Sample
 from verifiers.pool import VerifierPool
 
-DATA = Path(__file__).parent / "data" / "math_labelled.jsonl"
+DATA = sorted((Path(__file__).parent / "data").glob("math_*.jsonl"))
 
 
-def load(path: Path) -> list[dict]:
+def load(paths: list[Path]) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        r = json.loads(line)
-        for key, typ in (("completion", str), ("gold", str), ("label", bool)):
-            if not isinstance(r.get(key), typ):
-                raise ValueError(f"{path}:{n}: field {key!r} must be {typ.__name__}, got {r.get(key)!r}")
-        rows.append(r)
+    for path in paths:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            r = json.loads(line)
+            for key, typ in (("completion", str), ("gold", str), ("label", bool)):
+                if not isinstance(r.get(key), typ):
+                    raise ValueError(f"{path}:{n}: field {key!r} must be {typ.__name__}, got {r.get(key)!r}")
+            rows.append(r)
     return rows
 
 
@@ -104,12 +107,13 @@ def report(name: str, rows: list[dict], pred: list[bool], err: list[bool], lat: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, nargs="+", default=DATA, help="labelled jsonl files (default: all math_*.jsonl)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--show", type=int, default=0, help="print up to N disagreements with the labels per verifier")
     a = ap.parse_args()
     rows = load(a.data)
-    print(f"{len(rows)} labelled items ({sum(r['label'] for r in rows)} correct) from {a.data}, {a.workers} workers")
+    names = ", ".join(p.name for p in a.data)
+    print(f"{len(rows)} labelled items ({sum(r['label'] for r in rows)} correct) from {names}; {a.workers} workers each")
     results = {"ours": run_ours(rows, a.workers)}
     try:
         results["math-verify"] = run_math_verify(rows, a.workers)
