@@ -150,7 +150,7 @@ class _Parser:
 
     def _starts_atom(self, t: tuple[str, str]) -> bool:
         return t[0] in ("num", "word") or t[1] in ("(", "{", "\\{") or (
-            t[0] == "cmd" and t[1] not in _MULOPS and t[1] not in ("\\}", "\\|")
+            t[0] == "cmd" and t[1] not in _MULOPS and t[1] not in ("\\}", "\\|", "\\rfloor", "\\rceil")
         )
 
     def power(self) -> sympy.Expr:
@@ -238,6 +238,10 @@ class _Parser:
             v = self.expr()
             self.take(close)
             return v
+        if val in ("\\lfloor", "\\lceil"):
+            v = self.expr()
+            self.take("\\rfloor" if val == "\\lfloor" else "\\rceil")
+            return sympy.floor(v) if val == "\\lfloor" else sympy.ceiling(v)
         if val == "|" or val == "\\|":
             v = self.expr()
             self.take(val)

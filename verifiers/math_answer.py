@@ -30,7 +30,7 @@ _TEXTY = re.compile(r"[a-zA-Z]{3,}")
 _KNOWN_WORDS = re.compile(
     r"\\?(?:frac|sqrt|pi|infty|cdot|times|div|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan|sinh|cosh|"
     r"tanh|log|ln|exp|binom|theta|alpha|beta|gamma|left|right|begin|end|matrix|pmatrix|bmatrix|cup|in|"
-    r"le|ge|leq|geq|text|emptyset|varnothing|circ|i)(?![a-zA-Z])"
+    r"le|ge|leq|geq|text|emptyset|varnothing|circ|lfloor|rfloor|lceil|rceil|i)(?![a-zA-Z])"
 )
 
 

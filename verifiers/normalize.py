@@ -55,7 +55,7 @@ _UNITS = {
     "lb": ["lb", "lbs", "pound", "pounds"], "oz": ["oz", "ounce", "ounces"],
     "l": ["l", "liter", "liters", "litre", "litres"], "ml": ["ml", "milliliter", "milliliters"],
     "dollar": ["dollar", "dollars", "usd"], "cent": ["cent", "cents"],
-    "mph": ["mph"], "km/h": ["km/h", "kph"], "m/s": ["m/s"],
+    "rad": ["rad", "rads", "radian", "radians"], "mph": ["mph"], "km/h": ["km/h", "kph"], "m/s": ["m/s"],
 }  # fmt: skip
 _UNIT_OF = {sp: canon for canon, spellings in _UNITS.items() for sp in spellings}
 _SQUARE = re.compile(r"^(?:sq\.?|square|cubic)\s+|\^[23]$|\^\{[23]\}$")
@@ -130,7 +130,7 @@ def normalize(answer: str) -> Norm:
     # a unit (or noun) after a number: "10 cm", "18 apples", "5\text{ m}^2"
     unit = None
     m = re.fullmatch(r"(.*?[\d}a-zA-Z)])\s*((?:sq\.?\s+|square\s+|cubic\s+)?[a-zA-Z][a-zA-Z/ ]*?(?:\^\{?[23]\}?)?)", s)
-    if m and re.search(r"\d", m.group(1)) and not re.search(r"[a-zA-Z\\]", m.group(1).replace("\\frac", "").replace("\\sqrt", "")):
+    if m and re.search(r"\d", m.group(1)) and not re.search(r"[a-zA-Z\\]", re.sub(r"\\(?:frac|sqrt|pi)", "", m.group(1))):
         word = m.group(2).strip()
         base = _SQUARE.sub("", word.lower()).strip()
         if base in _UNIT_OF:
@@ -144,6 +144,7 @@ def normalize(answer: str) -> Norm:
     s = re.sub(r"(?<![\d.])(\d{1,3}(?:\s\d{3})+)(?![\d])", lambda m: m.group(1).replace(" ", ""), s)
     # repeating decimals: 0.\overline{3}, 0.1\overline{6}, 0.\dot{3}, 0.333...
     s = re.sub(r"(\d*)\.(\d*)\\(?:overline|dot)\{(\d+)\}", _repeating, s)
+    s = re.sub(r"(?<![\w.])(\d*)\.(\d*)\((\d+)\)", _repeating, s)  # 0.(3)
     s = re.sub(r"(\d*)\.(\d*?)(\d)\3+(?:\\ldots|\\dots|\\cdots|\.\.\.)", lambda m: _repeating_tail(m), s)
     # mixed numbers: 2\frac{1}{2} is 2 + 1/2, as graders read it
     s = re.sub(r"(?<![\d.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", r"(\1+\\frac{\2}{\3})", s)
