@@ -2,18 +2,16 @@
 
 Process tree of one run (W is the warm worker, trusted, never runs user code):
 
-    W ── sandboxed process: PID 1 of new user/mount/PID/net/IPC/UTS/cgroup
-         namespaces; mounts its filesystem, drops every capability, sets
-         rlimits, then runs program and tests (the harness) as an unprivileged user
+    W ── init: PID 1 of new user/mount/PID/net/IPC/UTS/cgroup namespaces
+           └── harness: drops every capability, sets rlimits, runs program then tests
 
-W clones it straight into the new namespaces, maps its ids, and lets it go;
-there is no second process, so a run costs one process creation. Being PID 1
-of its namespace, its exit makes the kernel kill everything it started, and
-W's `waitpid` returns only once all of them are gone: nothing of the run is
-left running. W kills it on a wall timeout or an output flood. As PID 1 it is
-immune to signals it has no handler for that come from inside the namespace,
-so the harness installs handlers that end the run for the usual terminating
-signals (a program that kills itself or its process group still ends).
+W clones init straight into the new namespaces, maps its ids and lets it go;
+init mounts the sandbox's filesystem, forks the harness, reaps everything, and
+reports the harness's wait status on a control pipe that the harness has closed.
+When init exits the kernel kills everything left in its PID namespace, and W's
+`waitpid(init)` returns only once they are gone: nothing of the run is left
+running. W kills init on a wall timeout, an output flood or too much memory.
+The harness is an ordinary process (not PID 1), so signals act on it as usual.
 
 Threat model of `passed`. A pass is the line `pass <nonce>` written by the
 harness on a report pipe after `exec(program)` and then `exec(tests)` both
@@ -53,8 +51,6 @@ CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "
 REPORT_FD = 3  # where the harness writes `pass <nonce>` or `exc ...`
 MAX_FD = 1 << 16
 MEMORY_CHECK_S = 0.1  # how often a running program's total resident memory is summed
-TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-                       signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU)
 _ERRNO_STATUS = {  # OSError errno -> status, for exceptions that say why
     "ENOSPC": "file-limit", "EFBIG": "file-limit", "EDQUOT": "file-limit",
     "EROFS": "forbidden", "EACCES": "forbidden", "EPERM": "forbidden",
@@ -217,11 +213,12 @@ def _killpg_quietly(pgid: int) -> None:
 
 
 def _sandboxed(run: _Run, go_r: int) -> int:
-    """In the cloned child: set up isolation, then become the harness. Returns the exit code."""
+    """In the cloned child, PID 1 of the run: set up isolation, fork the harness, reap, report."""
     devnull, out_w, err_w, rep_w, ctl_w = run.fds
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores signals it has no handler for
     try:
         isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL)  # W gone: the whole run goes
-        os.setsid()  # its own session and group: kill(0) reaches only the run; W kills the group
+        os.setsid()  # a session of its own: the program's kill(0) reaches nothing outside the run
         if run.isolated:
             if os.read(go_r, 1) != b"g":
                 raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
@@ -229,11 +226,31 @@ def _sandboxed(run: _Run, go_r: int) -> int:
             isolate.setup_filesystem(run.limits, run.hide_homes)
         else:
             os.chdir(run.workdir)
+        isolate.prctl(isolate.PR_SET_DUMPABLE, 0)  # the harness may not read init's memory
     except OSError as e:
         os.write(ctl_w, f"setup-error {e}\n".encode())
         return 70
     os.close(go_r)
-    os.close(ctl_w)
+    harness = os.fork()
+    if harness == 0:
+        code = 1
+        try:
+            code = _harness_process(run)
+        finally:
+            os._exit(code)
+    for fd in (devnull, out_w, err_w, rep_w):
+        os.close(fd)
+    while True:  # as PID 1, init also reaps every orphan of the program
+        pid, status = os.waitpid(-1, 0)
+        if pid == harness:
+            break
+    os.write(ctl_w, f"exit {status}\n".encode())
+    return 0
+
+
+def _harness_process(run: _Run) -> int:
+    devnull, out_w, err_w, rep_w, ctl_w = run.fds
+    os.close(ctl_w)  # the trusted channel is init's alone
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
@@ -242,19 +259,11 @@ def _sandboxed(run: _Run, go_r: int) -> int:
     os.environ.clear()
     os.environ.update(CLEAN_ENV)
     if run.isolated:
+        os.setpgid(0, 0)  # its own group: killpg(0) in the program ends the program, not init
         isolate.drop_privileges()
-        isolate.prctl(isolate.PR_SET_DUMPABLE, 1)  # cleared by the uid change; /proc/self is its own again
-        for sig in TERMINATING_SIGNALS:  # PID 1 would ignore them; end the run as the signal would
-            signal.signal(sig, _die_of_signal)
+        isolate.prctl(isolate.PR_SET_DUMPABLE, 1)  # its own /proc/self is readable again
     isolate.apply_limits(run.limits)
     return run_harness(run.program, run.tests, REPORT_FD, run.nonce)
-
-
-def _die_of_signal(signum: int, frame: object) -> None:
-    try:
-        os.write(REPORT_FD, f"signal {signum}\n".encode())
-    finally:
-        os._exit(128 + signum)
 
 
 def run_harness(program: str, tests: str, report_fd: int, nonce: str) -> int:
@@ -336,18 +345,18 @@ def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep:
         return result("memory", f"memory of all its processes together over {limits.memory_mb} MiB")
     if stop_reason == "output-limit":
         return result("output-limit", f"stdout + stderr over {limits.output_bytes} bytes")
-    for line in bytes(ctl).splitlines():
+    ctl_lines = bytes(ctl).splitlines()
+    for line in ctl_lines:
         if line.startswith(b"setup-error"):
             return result("sandbox-error", line.decode(errors="replace"))
-    code = os.waitstatus_to_exitcode(wait_status)
+    statuses = [int(line.split()[1]) for line in ctl_lines if line.startswith(b"exit ")]
+    if not statuses:
+        return result("sandbox-error", f"init ended (wait status {wait_status}) without the harness's status")
+    code = os.waitstatus_to_exitcode(statuses[0])
     exit_code, sig = (code, None) if code >= 0 else (None, -code)
     reports = bytes(rep).splitlines()
     if exit_code == 0 and f"pass {nonce}".encode() in reports:
         return result("passed", "", exit_code, sig)
-    for line in reports:  # a handled terminating signal (PID 1 ignores unhandled ones)
-        if line.startswith(b"signal ") and line[7:].isdigit() and exit_code == 128 + int(line[7:]):
-            sig = int(line[7:])
-            exit_code = None
     if sig is not None:
         name = _signal_names.get(sig, str(sig))
         status = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "file-limit"}.get(sig, "killed")

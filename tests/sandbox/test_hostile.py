@@ -121,7 +121,7 @@ def test_environment_secrets_do_not_reach_the_program(pool, monkeypatch):
     with SandboxPool(workers=1) as fresh:  # started after the secret was set
         r = fresh.run("import os\nprint(dict(os.environ))\nprint(open('/proc/self/environ').read())\n"
                       "print(open('/proc/1/environ').read())", "", FAST)
-    assert r.passed  # its own /proc/self/environ is the worker's start-up environment: scrubbed
+    assert r.status == "forbidden" and "/proc/1/environ" in r.detail  # init's memory is not the program's
     assert r.stdout and secret not in r.stdout + r.stderr
     assert "RLVR_TEST_SECRET" not in r.stdout
 
@@ -177,12 +177,11 @@ def test_background_process_does_not_outlive_the_run(pool, tmp_path):
     assert r.passed  # the program itself ended; its child is killed with the run (no_leaks checks)
 
 
-def test_killing_the_parent_and_its_process_group_reaches_nothing_outside(pool):
+def test_killing_the_parent_and_its_process_group_only_kills_the_program(pool):
     program = ("import os, signal, time\nif os.fork() == 0:\n    time.sleep(60)\n"
-               "os.kill(os.getppid(), signal.SIGKILL)\nos.killpg(0, signal.SIGKILL)\nos.killpg(os.getpgid(0), signal.SIGKILL)")
+               "os.kill(os.getppid(), signal.SIGKILL)\nos.killpg(0, signal.SIGKILL)")
     r = pool.run(program, "", FAST)
-    # The program is PID 1 of its namespace with no parent there: its child dies, the host is untouched.
-    assert r.passed, r
+    assert (r.status, r.detail) == ("killed", "SIGKILL")  # the parent (init) is immune; the group dies
     assert pool.run("x = 1", "assert x == 1", FAST).passed  # the workers are unharmed
 
 
@@ -250,4 +249,4 @@ def test_the_program_runs_unprivileged_in_its_own_namespaces(pool):
     program = "import os\nprint(os.getuid(), os.getgid(), os.getpid(), sorted(p for p in os.listdir('/proc') if p.isdigit()))"
     r = pool.run(program, "", FAST)
     uid, gid, pid, *_ = r.stdout.split()
-    assert (uid, gid, pid) == ("1000", "1000", "1")  # PID 1 of its own PID namespace
+    assert (uid, gid, pid) == ("1000", "1000", "2")  # PID 1 is the sandbox's init
