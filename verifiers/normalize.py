@@ -129,7 +129,7 @@ def normalize(answer: str) -> Norm:
     s = re.sub(r"\\\$|\$|\\(?:pounds|euro)\b|€|£|\bUSD\b|\bRs\.?", "", s).strip()
     # a unit (or noun) after a number: "10 cm", "18 apples", "5\text{ m}^2"
     unit = None
-    m = re.fullmatch(r"(.*?[\d}a-zA-Z)])\s*((?:sq\.?\s+|square\s+|cubic\s+)?[a-zA-Z][a-zA-Z/ ]*?(?:\^\{?[23]\}?)?)", s)
+    m = re.fullmatch(r"(.*?(?:[\d})]|\\pi))\s*((?:sq\.?\s+|square\s+|cubic\s+)?[a-zA-Z][a-zA-Z/ ]*?(?:\^\{?[23]\}?)?)", s)
     if m and re.search(r"\d", m.group(1)) and not re.search(r"[a-zA-Z\\]", re.sub(r"\\(?:frac|sqrt|pi)", "", m.group(1))):
         word = m.group(2).strip()
         base = _SQUARE.sub("", word.lower()).strip()
