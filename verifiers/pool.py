@@ -45,15 +45,18 @@ STARTUP_TIMEOUT_S = 120.0  # importing sympy on a loaded machine can take a whil
 
 
 class _Worker:
-    def __init__(self, preload: tuple[str, ...]):
+    def __init__(self, preload: tuple[str, ...], memory_mb: int | None):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         env = dict(os.environ)
         # the worker must import what this process can (the repo, test plugins on sys.path)
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p and os.path.isdir(p)])
-        code = "import sys; from verifiers.pool import worker_main; worker_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+        code = (
+            "import sys; from verifiers.pool import worker_main; "
+            "worker_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))"
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(to_child_r), str(from_child_w), json.dumps(list(preload))],
+            [sys.executable, "-c", code, str(to_child_r), str(from_child_w), json.dumps(list(preload)), str(memory_mb or 0)],
             pass_fds=(to_child_r, from_child_w),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -79,21 +82,26 @@ class _Worker:
 
 
 class VerifierPool:
-    def __init__(self, num_workers: int = 2, timeout_s: float = 5.0, preload: tuple[str, ...] = ()):
-        """`preload`: modules each worker imports at start (plugins registered without an entry point)."""
+    def __init__(
+        self, num_workers: int = 2, timeout_s: float = 5.0, preload: tuple[str, ...] = (), memory_mb: int | None = 4096
+    ):
+        """`preload`: modules each worker imports at start (plugins registered without an entry point).
+        `memory_mb`: address-space limit of each worker (None: unlimited); past it a verifier gets a
+        MemoryError, which becomes an error verdict, instead of the machine swapping."""
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         self.num_workers = num_workers
         self.timeout_s = timeout_s
         self.preload = tuple(preload)
+        self.memory_mb = memory_mb
         self.stats: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()  # one batch at a time; callers in other threads wait their turn
-        self._workers = [_Worker(self.preload) for _ in range(num_workers)]
+        self._workers = [_Worker(self.preload, self.memory_mb) for _ in range(num_workers)]
         self._closed = False
 
     def _replace(self, w: _Worker) -> None:
         w.kill()
-        self._workers[self._workers.index(w)] = _Worker(self.preload)
+        self._workers[self._workers.index(w)] = _Worker(self.preload, self.memory_mb)
         self.stats["restarts"] += 1
 
     def verify_batch(
@@ -192,8 +200,13 @@ class VerifierPool:
             self.close()
 
 
-def worker_main(read_fd: int, write_fd: int, preload_json: str) -> None:
+def worker_main(read_fd: int, write_fd: int, preload_json: str, memory_mb: int = 0) -> None:
     """Worker process loop: receive an item, verify it, send the verdict back."""
+    if memory_mb > 0:
+        import resource
+
+        limit = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from verifiers.base import get_verifier, list_verifiers
 
     parent = os.getppid()

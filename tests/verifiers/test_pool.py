@@ -26,6 +26,8 @@ def misbehave(completion, sample):
         os._exit(3)  # the worker dies (segfault, OOM kill)
     if completion == "raise":
         raise RuntimeError("verifier bug")
+    if completion == "oom":
+        return Verdict(1.0, True, info={"n": len(bytearray(64 * 2**30))})  # far past the pool's memory limit
     return Verdict(1.0, True, info={"pid": os.getpid()})
 '''
 
@@ -55,11 +57,12 @@ def test_order_is_preserved(pool: VerifierPool) -> None:
 
 def test_hang_times_out_replaces_worker_and_carries_on(pool: VerifierPool) -> None:
     before = dict(pool.stats)
-    completions = ["ok", "hang", "ok", "crash", "raise", "ok", "hang", "ok"]
+    completions = ["ok", "hang", "ok", "crash", "raise", "ok", "hang", "oom", "ok"]
     verdicts = pool.verify_batch("test_misbehave", {}, completions, samples(len(completions)))
     assert [v.correct for v in verdicts] == [c == "ok" for c in completions]
     assert verdicts[1].error.startswith("timeout") and verdicts[6].error.startswith("timeout")
     assert "crashed" in verdicts[3].error and "verifier bug" in verdicts[4].error
+    assert "MemoryError" in verdicts[7].error
     assert pool.stats["timeouts"] - before.get("timeouts", 0) == 2
     assert pool.stats["restarts"] - before.get("restarts", 0) == 3
     # the replaced workers serve the next batch
