@@ -9,9 +9,10 @@ answer accepts values that round to it, a different unit is wrong, 0.4 is not
 40%, tuples are ordered, sets and bare lists are not, intervals compare
 endpoints and brackets, equations compare up to a nonzero factor.
 
-Sympy work is bounded: cheap string and exact checks first, then `expand`, then
-numeric checks at fixed random points; no `simplify`, no `eval`, no
-`signal.alarm` (the hard timeout is the pool's, `verifiers.pool`).
+Sympy work is bounded: cheap string and exact checks first, then numeric checks
+at fixed points with bounded working precision; no `expand`, no `simplify`, no
+`eval`, no `signal.alarm`. A comparison past `BUDGET_S` stops at its next check
+and becomes an error verdict; the hard timeout is the pool's (`verifiers.pool`).
 
     >>> from rlvr.types import Sample
     >>> v = math_verifier("so \\\\boxed{\\\\dfrac{2}{4}}", Sample(id="0", prompt="", reference="\\\\frac{1}{2}"))
