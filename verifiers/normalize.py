@@ -100,8 +100,10 @@ def _unwrap(s: str, cmd: str) -> str:
 
 def normalize(answer: str) -> Norm:
     s = answer.strip()
+    s = re.sub(r"(\d)\s*([½⅓⅔¼¾⅕⅛])", r"\1+\2", s)  # "1½" is one and a half
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
+    s = re.sub(r"(\d)\s*[xX]\s*10\s*\^", r"\1\\times10^", s)  # "1.5 x 10^3": x is a times sign here
     s = re.sub(r"^(.*?\S),?\s+(?:and\s+)?not\s+[^,]+$", r"\1", s)  # "8, not 9" states 8
     hedged = bool(_HEDGE.search(s))  # "8 or 9" needs no flag: it parses as a list, which a single gold never equals
     # math delimiters and trailing punctuation
@@ -151,11 +153,27 @@ def normalize(answer: str) -> Norm:
     n = words_to_number(s) if re.fullmatch(r"[a-zA-Z \-]+", s) else None
     if n is not None:
         s = str(n)
+    elif (frac := _fraction_words(s)) is not None:
+        s = frac
     s = re.sub(r"\s+", " ", s).strip()
     approx = bool(_APPROX.search(s))
     s = re.sub(r"^.*(?:\\approx|≈)\s*", "", s) if approx else s  # "\frac{5}{36} \approx 0.139": the value stated last
     s = _APPROX.sub("", s).strip() if approx else s
     return Norm(s, percent, degrees, unit, hedged, approx, choice)
+
+
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                 "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "eighth": 8, "eighths": 8,
+                 "tenth": 10, "tenths": 10}  # fmt: skip
+
+
+def _fraction_words(s: str) -> str | None:
+    """'two thirds' -> '\\frac{2}{3}', 'a half' -> '\\frac{1}{2}'; None otherwise."""
+    m = re.fullmatch(r"(a|one|two|three|four|five|six|seven|nine)[\s-]+([a-z]+)", s.strip().lower())
+    if not m or m.group(2) not in _DENOMINATORS:
+        return None
+    num = 1 if m.group(1) == "a" else _ONES.index(m.group(1))
+    return f"\\frac{{{num}}}{{{_DENOMINATORS[m.group(2)]}}}"
 
 
 def _repeating_tail(m: re.Match[str]) -> str:

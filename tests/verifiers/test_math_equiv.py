@@ -80,6 +80,14 @@ def grade(completion: str, gold: str):
         (r"\infty", "∞", True),
         ("1500", r"1.5\times10^{3}", True),
         ("1500", "1.5e3", True),
+        ("1500", "1.5 x 10^3", True),
+        ("1.5", "1½", True),
+        (r"\frac{2}{3}", "two thirds", True),
+        ("3", r"\lfloor 3.7 \rfloor", True),
+        (r"\frac{1}{2^{99}}", r"\frac{1}{2^{98}}", False),  # tiny values are compared relatively
+        ("(3, 4)", "x=3, y=4", True),
+        ("540", "180 \\cdot 3 = 540", True),
+        (r"(-\infty,0)\cup(0,\infty)", r"x \neq 0", True),
         # hedges and approximations
         ("8", "8 or 9", False),
         ("8", "either 8 or 9", False),
