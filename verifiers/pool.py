@@ -98,6 +98,7 @@ class VerifierPool:
         self._lock = threading.Lock()  # one batch at a time; callers in other threads wait their turn
         self._workers = [_Worker(self.preload, self.memory_mb) for _ in range(num_workers)]
         self._closed = False
+        self._pid = os.getpid()  # a forked child inherits this object but must neither use nor kill its workers
 
     def _replace(self, w: _Worker) -> None:
         w.kill()
@@ -110,6 +111,8 @@ class VerifierPool:
         """One verdict per (completion, sample), in order; never raises for what a verifier does."""
         if len(completions) != len(samples):
             raise ValueError(f"{len(completions)} completions but {len(samples)} samples")
+        if os.getpid() != self._pid:
+            raise RuntimeError("this VerifierPool belongs to another process (inherited by fork): create one per process")
         with self._lock:
             if self._closed:
                 raise RuntimeError("VerifierPool is closed")
@@ -183,7 +186,7 @@ class VerifierPool:
 
     def close(self) -> None:
         """Stop all workers (idempotent)."""
-        if self._closed:
+        if self._closed or os.getpid() != self._pid:
             return
         self._closed = True
         for w in self._workers:

@@ -124,3 +124,20 @@ def test_workers_do_not_import_torch() -> None:
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_forked_child_neither_uses_nor_kills_the_parents_workers(pool: VerifierPool) -> None:
+    import os
+
+    pid = os.fork()
+    if pid == 0:  # child: using the inherited pool is refused; dropping it must not kill the workers
+        try:
+            pool.verify_batch("math", {}, ["\\boxed{4}"], samples(1))
+            code = 1
+        except RuntimeError:
+            code = 0
+        pool.close()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pool.verify_batch("math", {}, ["\\boxed{4}"], samples(1))[0].correct
