@@ -95,7 +95,8 @@ def _repeating(m: re.Match[str]) -> str:
 
 def _unwrap(s: str, cmd: str) -> str:
     """Replace `\\cmd{X}` by `X` (one level of nested braces inside X is allowed)."""
-    return re.sub(r"\\" + cmd + r"\s*\{((?:[^{}]|\{[^{}]*\})*)\}", r"\1", s)
+    # a space before: "10\\text{cm}" reads as "10 cm", a unit set apart, unlike the variable in "4s^2"
+    return re.sub(r"\\" + cmd + r"\s*\{((?:[^{}]|\{[^{}]*\})*)\}", r" \1", s)
 
 
 def normalize(answer: str) -> Norm:
@@ -131,11 +132,11 @@ def normalize(answer: str) -> Norm:
     s = re.sub(r"\\\$|\$|\\(?:pounds|euro)\b|€|£|\bUSD\b|\bRs\.?", "", s).strip()
     # a unit (or noun) after a number: "10 cm", "18 apples", "5\text{ m}^2"
     unit = None
-    m = re.fullmatch(r"(.*?(?:[\d})]|\\pi))\s*((?:sq\.?\s+|square\s+|cubic\s+)?[a-zA-Z][a-zA-Z/ ]*?(?:\^\{?[23]\}?)?)", s)
+    m = re.fullmatch(r"(.*?(?:[\d})]|\\pi))(\s*)((?:sq\.?\s+|square\s+|cubic\s+)?[a-zA-Z][a-zA-Z/ ]*?(?:\^\{?[23]\}?)?)", s)
     if m and re.search(r"\d", m.group(1)) and not re.search(r"[a-zA-Z\\]", re.sub(r"\\(?:frac|sqrt|pi)", "", m.group(1))):
-        word = m.group(2).strip()
+        word = m.group(3).strip()
         base = _SQUARE.sub("", word.lower()).strip()
-        if base in _UNIT_OF:
+        if base in _UNIT_OF and (len(base) > 1 or m.group(2)):  # "4s" is 4 times s; "4 s" is four seconds
             unit = _UNIT_OF[base] + ("^2" if re.search(r"\^\{?2|sq|square", word) else "") + (
                 "^3" if re.search(r"\^\{?3|cubic", word) else "")
             s = m.group(1).strip()
