@@ -144,6 +144,10 @@ def extract_answer(completion: str) -> Extraction:
         text = text.rsplit("</think>", 1)[1]
     elif "<think>" in text:
         return Extraction(None, "unfinished_think")
+    # a base model that answers and then writes the next few-shot question: only the first part counts
+    follow_on = re.search(r"\n\s*(?:Question|Q|Problem|Human|User)\s*:", text)
+    if follow_on and follow_on.start() > 0:
+        text = text[: follow_on.start()]
     answers = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
     if answers:
         text = answers[-1]
