@@ -190,8 +190,16 @@ def interpreter_dirs() -> list[str]:
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
+_prepared = False  # prepare_worker() has run in this process
+
+
+def worker_prepared() -> bool:
+    return _prepared
+
+
 def prepare_worker() -> None:
     """Once per root worker: a private mount namespace with home dirs hidden, all read-only."""
+    global _prepared
     os.setgroups([])  # runs inherit our groups and could not drop root's themselves
     _check(_libc.unshare(CLONE_NEWNS), "unshare(mount namespace) for the worker")
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
@@ -200,6 +208,7 @@ def prepare_worker() -> None:
     if os.path.isdir("/run"):  # host daemons' unix sockets live there: a way out of the network namespace
         _mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
     _make_readonly(keep_proc_writable=True)
+    _prepared = True
 
 
 def _minimal_dev() -> None:
@@ -230,12 +239,16 @@ def _set_mount_attr(path: str, attr_set: int, attr_clr: int, flags: int) -> None
     )
 
 
-def setup_filesystem(limits: Limits, hide_homes: bool) -> None:
-    """Read-only host tree, fresh tmpfs on /tmp, private /proc. Needs the new namespaces."""
-    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)  # nothing we do propagates to the host
-    if hide_homes:
+def setup_filesystem(limits: Limits, worker_prepared: bool) -> None:
+    """Read-only host tree, fresh tmpfs on /tmp, private /proc. Needs the new namespaces.
+
+    `worker_prepared`: the worker ran `prepare_worker` (root), so the tree is already
+    private, read-only and without home dirs; otherwise that is done here, per run.
+    """
+    if not worker_prepared:
+        _mount("none", "/", None, MS_REC | MS_PRIVATE, None)  # nothing we do propagates to the host
         hide_home_dirs(interpreter_dirs())
-    _make_readonly()  # already so in a root worker's namespace; cheap, and needed otherwise
+        _make_readonly()
     # Mounted after the read-only pass, so they stay as asked.
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.disk_mb}m,nr_inodes=16384,mode=0700")
     _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
@@ -243,9 +256,20 @@ def setup_filesystem(limits: Limits, hide_homes: bool) -> None:
     os.chdir("/tmp")
 
 
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return CAP_LAST
+
+
+LAST_CAP = _last_cap()  # read once, in the worker: the sandbox's /proc may differ
+
+
 def drop_privileges() -> None:
     """No capabilities in the sandbox's user namespace, now or after any execve."""
-    for cap in range(CAP_LAST + 1):
+    for cap in range(LAST_CAP + 1):
         if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             break  # EINVAL: past the last capability this kernel knows
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3

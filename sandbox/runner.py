@@ -68,7 +68,7 @@ class _Run:
     tests: str
     limits: Limits
     isolated: bool
-    hide_homes: bool  # a non-root worker hides home dirs per run; a root one did it once
+    worker_prepared: bool  # a root worker hid home dirs and made all read-only once; else per run
     nonce: str
     workdir: str  # unsafe runs only: a host temp dir made by W, removed after the run
     fds: tuple[int, int, int, int, int]  # devnull, stdout, stderr, report, control (write ends)
@@ -85,7 +85,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     devnull = os.open("/dev/null", os.O_RDONLY)
     t0 = time.monotonic()
     workdir = "" if isolated else tempfile.mkdtemp(prefix="rlvr-sandbox-")
-    run = _Run(program, tests, limits, isolated, isolated and os.geteuid() != 0, nonce, workdir,
+    run = _Run(program, tests, limits, isolated, isolate.worker_prepared(), nonce, workdir,
                (devnull, out_w, err_w, rep_w, ctl_w))
     try:
         init = isolate.clone_into_namespaces() if isolated else os.fork()
@@ -223,7 +223,7 @@ def _sandboxed(run: _Run, go_r: int) -> int:
             if os.read(go_r, 1) != b"g":
                 raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
             isolate.become_inside_user()
-            isolate.setup_filesystem(run.limits, run.hide_homes)
+            isolate.setup_filesystem(run.limits, run.worker_prepared)
         else:
             os.chdir(run.workdir)
         isolate.prctl(isolate.PR_SET_DUMPABLE, 0)  # the harness may not read init's memory
@@ -256,8 +256,9 @@ def _harness_process(run: _Run) -> int:
     os.dup2(err_w, 2)
     os.dup2(rep_w, REPORT_FD)
     os.closerange(REPORT_FD + 1, MAX_FD)  # W's protocol pipes and anything else of W's
-    os.environ.clear()
-    os.environ.update(CLEAN_ENV)
+    if os.environ != CLEAN_ENV:  # a warm worker set it once at start; putenv per run is slow
+        os.environ.clear()
+        os.environ.update(CLEAN_ENV)
     if run.isolated:
         os.setpgid(0, 0)  # its own group: killpg(0) in the program ends the program, not init
         isolate.drop_privileges()

@@ -19,7 +19,7 @@ import sys
 
 from sandbox import isolate
 from sandbox.base import Limits
-from sandbox.runner import execute
+from sandbox.runner import CLEAN_ENV, execute
 
 # Imported once here so that programs importing them pay nothing (fork shares them).
 PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
@@ -37,6 +37,8 @@ def main() -> None:
     os.close(null)
     for name in PRELOAD:
         __import__(name)
+    os.environ.clear()  # the runs' environment, set once here rather than per run
+    os.environ.update(CLEAN_ENV)
     ok, reason = _prepare(isolated)
     pickle.dump((ok, reason), replies)
     replies.flush()
