@@ -172,3 +172,12 @@ def test_unreadable_gold_is_an_error_not_a_zero() -> None:
 
 def test_missing_reference_is_an_error() -> None:
     assert MATH("\\boxed{8}", Sample(id="t", prompt="")).error is not None
+
+
+def test_comparison_past_its_budget_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import verifiers.math_equiv as me
+
+    monkeypatch.setattr(me, "BUDGET_S", -1.0)  # the deadline has passed before the first sympy step
+    v = grade("\\boxed{0.5}", "\\frac{1}{2}")
+    assert v.error is not None and "OverBudget" in v.error and not v.correct
+    assert grade("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}").correct  # a string match needs no sympy work
