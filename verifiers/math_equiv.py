@@ -252,6 +252,15 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
     return bool(equal(gv, pv, dec)), "sympy"
 
 
+def _boxes_as_parts(boxes: list[str], reference: str) -> bool:
+    """Do the boxes, in order, make up a gold answer with that many parts?"""
+    gold = _gold(reference)[1]
+    if gold is None or gold.kind not in ("list", "set", "tuple") or len(gold.items) != len(boxes):
+        return False
+    joined = ", ".join(boxes)
+    return judge(f"({joined})" if gold.kind == "tuple" else joined, reference)[0]
+
+
 @register_verifier("math")
 def math_verifier(completion: str, sample: Sample) -> Verdict:
     """1.0 when the completion's final answer equals `sample.reference` (see module doc)."""
@@ -270,10 +279,11 @@ def math_verifier(completion: str, sample: Sample) -> Verdict:
     token = _DEADLINE.set(time.monotonic() + BUDGET_S)
     try:
         ok, reason = judge(ex.pred, sample.reference)
-        # several boxes written differently: correct only if every one of them is (1/2 and 0.5), never a hedge
-        for other in ex.others:
-            if ok and not judge(other, sample.reference)[0]:
-                ok, reason = False, "multiple_boxed"
+        # several boxes written differently: correct if every one of them is (1/2 and 0.5), or if together
+        # they are the parts of a multi-part gold ("x = \boxed{2}, y = \boxed{3}" for (2, 3)); else a hedge
+        if ex.others and not (ok and all(judge(o, sample.reference)[0] for o in ex.others)):
+            ok = _boxes_as_parts(list(ex.others) + [ex.pred], sample.reference)
+            reason = "boxed_parts" if ok else "multiple_boxed"
     except Exception as e:  # an unreadable gold or a sympy failure: an error to count, never a wrong answer
         return Verdict.failure(f"{type(e).__name__}: {e}", **info)
     finally:

@@ -123,6 +123,13 @@ def test_extraction_rules(completion: str, ok: bool) -> None:
     assert grade(completion, r"\frac{1}{2}").correct is ok
 
 
+def test_boxes_that_are_the_parts_of_a_multi_part_gold() -> None:
+    assert grade("so $x = \\boxed{2}$ and $y = \\boxed{3}$", "(2, 3)").correct
+    assert not grade("so $x = \\boxed{3}$ and $y = \\boxed{2}$", "(2, 3)").correct  # a pair is ordered
+    assert grade("roots $\\boxed{3}$ and $\\boxed{-1}$", "-1, 3").correct
+    assert not grade("$\\boxed{3}$ or $\\boxed{-1}$", "3").correct  # one gold, two candidates
+
+
 def test_verdict_carries_the_extracted_answer() -> None:
     v = grade("So Janet makes $18 every day.", "18")
     assert v.correct and v.info["pred"] == "$18" and v.error is None
