@@ -5,9 +5,11 @@ inside `<answer>...</answer>` when the completion has those tags. In order: the
 `\\boxed{}` / `\\fbox{}` answers (nested braces), a GSM8K `####`
 line, "The (final) answer is ..." / "Answer: ...", then a text-only final
 sentence ("So she has 18 apples left."). It does not judge the answer, and it
-refuses rather than guesses: several different boxed candidates, or a completion
-cut off before its answer (an unclosed box, an unfinished last sentence), yield
-no answer, so a policy cannot be rewarded for a hedge or an intermediate value.
+refuses rather than guesses: a completion cut off before its answer (an
+unclosed box, unfinished thinking, an unfinished last sentence) yields no
+answer, and boxes written differently are all returned (`others`) for the
+verifier to judge, so a policy cannot be rewarded for a hedge or an
+intermediate value.
 
     >>> last_boxed("first \\\\boxed{1}, finally \\\\boxed{\\\\frac{1}{2}}")
     '\\\\frac{1}{2}'
