@@ -116,7 +116,13 @@ class VerifierPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("VerifierPool is closed")
-            return self._run(name, args, completions, samples)
+            try:
+                return self._run(name, args, completions, samples)
+            finally:
+                for w in list(self._workers):
+                    if w.job is not None:  # left mid-item by an exception: its late verdict must not leak into the next batch
+                        w.job = None
+                        self._replace(w)
 
     async def averify_batch(
         self, name: str, args: dict[str, Any], completions: list[str], samples: list[Sample]
@@ -169,8 +175,8 @@ class VerifierPool:
                 code = w.proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:  # closed its pipe but lives on: killed by _replace below
                 code = None
-            if not w.ready:  # died while importing: a broken install, not a data error
-                w.kill()
+            if not w.ready:  # died while importing: a broken install or plugin, not a data error
+                self._replace(w)
                 raise RuntimeError(f"verifier worker exited with code {code} before it was ready") from None
             if w.job is not None:
                 results[w.job] = Verdict.failure(f"worker crashed (exit code {code}); replaced")

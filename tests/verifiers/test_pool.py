@@ -141,3 +141,9 @@ def test_a_forked_child_neither_uses_nor_kills_the_parents_workers(pool: Verifie
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pool.verify_batch("math", {}, ["\\boxed{4}"], samples(1))[0].correct
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error() -> None:
+    with VerifierPool(num_workers=1, preload=("no_such_plugin_module",)) as p:
+        with pytest.raises(RuntimeError, match="before it was ready"):
+            p.verify_batch("math", {}, ["\\boxed{4}"], samples(1))
