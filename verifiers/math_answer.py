@@ -191,7 +191,7 @@ def parse_answer(s: str) -> Value:
             return Value("intervals", (_interval(parts[0], parts[1], lb, rb),))
         if len(parts) >= 2:
             return Value("tuple", tuple(parse_answer(p) for p in parts))
-        if lb == "(" and inner.strip().startswith("\\begin"):
+        if lb in ("(", "[") and inner.strip().startswith("\\begin"):
             return parse_answer(inner)  # "(\begin{pmatrix}...\end{pmatrix})"
     m = re.fullmatch(r"([a-zA-Z])\s*\\neq?\s*(.+)", s)
     if m:  # "x \neq 0": everything but one point
