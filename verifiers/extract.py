@@ -93,6 +93,11 @@ _NUMBER_RUN = re.compile(
 
 def _first_sentence(s: str) -> str:
     s = s.strip()
+    display = re.match(r"(\$\$|\\\[|\$|\\\()(.*?)(\$\$|\\\]|\$|\\\))", s, re.DOTALL)
+    rest = s[display.end() :].split("\n")[0] if display else ""
+    if display and not re.search(r"\$|\\\(|\b(?:or|and)\b", rest):
+        # "The answer is\n\\[\n\\frac12\n\\]": the whole formula, across lines (but "$2$ or $3$" is two)
+        return display.group(2).strip()
     # a sentence ends at a newline or a period followed by a space/end (not a decimal point)
     s = re.split(r"\n|(?<=[^\d\s])\.(?=\s|$)|(?<=\d)\.(?=\s|$)", s, maxsplit=1)[0]
     s = re.split(r",?\s+(?:because|since|as|which|given|for|when|if)\s", s, maxsplit=1)[0]  # "5 because 2+3=5"

@@ -24,6 +24,7 @@ from verifiers.normalize import normalize, words_to_number
         ("So she has 18 apples left.", "18"),
         ("The correct option is (C).", "(C)"),
         ("12", "12"),
+        ("The answer is\n\\[\n\\frac{1}{2}\n\\]", "\\frac{1}{2}"),  # display math over lines
         ("9 * 2 = 18\n#### 18\n\nQuestion: Tom has 5 apples.\nAnswer: 25\n#### 25", "18"),  # few-shot ramble
     ],
 )
