@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import select
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -76,7 +74,7 @@ class _Run:
 
 def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> ExecResult:
     """Run `program` then `tests`; never raises for anything the program does."""
-    nonce = secrets.token_hex(16)
+    nonce = os.urandom(16).hex()  # not `secrets`: it loads OpenSSL, and a bigger worker forks slower
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()  # harness -> W: untrusted, parsed defensively
@@ -84,7 +82,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     go_r, go_w = os.pipe()  # W -> child: ids are mapped, go on
     devnull = os.open("/dev/null", os.O_RDONLY)
     t0 = time.monotonic()
-    workdir = "" if isolated else tempfile.mkdtemp(prefix="rlvr-sandbox-")
+    workdir = "" if isolated else _make_workdir()
     run = _Run(program, tests, limits, isolated, isolate.worker_prepared(), nonce, workdir,
                (devnull, out_w, err_w, rep_w, ctl_w))
     try:
@@ -161,6 +159,12 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
     if map_error:
         return ExecResult(False, "sandbox-error", "", "", duration, detail=map_error)
     return _classify(stop_reason, nonce, out, err, rep, ctl, wait_status, duration, limits)
+
+
+def _make_workdir() -> str:
+    import tempfile  # unsafe runs only
+
+    return tempfile.mkdtemp(prefix="rlvr-sandbox-")
 
 
 def _read_into(fd: int, buf: bytearray, limits: Limits) -> int:
