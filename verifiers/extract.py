@@ -89,6 +89,11 @@ _CHOICE = re.compile(r"\(([A-E])\)|\b(?:option|choice)\s+\(?([A-E])\b")
 _NUMBER_RUN = re.compile(
     r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?|\\[dt]?frac\{[^{}]+\}\{[^{}]+\}|\\sqrt\{[^{}]+\}"
 )
+_VERB = (
+    r"(?:is|are|was|were|be|has|have|had|ate|sold|paid|spent|got|read|made|left|gave|won|lost|saved|needs?|"
+    r"equals?|totals?|remains?|weighs?|costs?|makes?|earns?|gets?|\w+ed|=|:)"
+)
+_STATED = re.compile(_VERB + r"\s+(?:a\s+total\s+of\s+|about\s+|exactly\s+)?(" + _NUMBER_RUN.pattern + ")")
 
 
 def _first_sentence(s: str) -> str:
@@ -199,6 +204,7 @@ def extract_answer(completion: str) -> Extraction:
     stripped = _strip_math_delims(text.strip().rstrip("."))
     words = re.sub(r"\\[a-zA-Z]+", " ", stripped)
     if len(stripped) <= 40 and "\n" not in stripped and not re.search(r"[a-zA-Z]{2,}\s+[a-zA-Z]{2,}", words):
+        stripped = re.sub(r"^(?:[A-Za-z][A-Za-z ]{0,19}:|=)\s*", "", stripped)  # "Total: 7", "= 7"
         return Extraction(stripped, "whole")  # the completion is the bare answer ("18", "5 apples")
     last = [p for p in re.split(r"\n", text.strip()) if p.strip()][-1]
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", last.strip()) if s.strip()]
@@ -218,6 +224,14 @@ def extract_answer(completion: str) -> Extraction:
     choice = _CHOICE.findall(final)
     if choice:
         return Extraction(f"({''.join(choice[-1])})", "final_sentence")
+    # the conclusion is the last clause ("3 red and 5 blue, so 8 in total"), and in it the number a verb
+    # (or "=") states wins over trailing context ("earned $10 for 50 minutes")
+    clauses = [c for c in re.split(r"\b(?:so|therefore|thus|hence|which means|that means)\b", final, flags=re.I)
+               if _NUMBER_RUN.search(c)]  # fmt: skip
+    final = clauses[-1] if clauses else final
+    stated = [m.group(1) for m in _STATED.finditer(final)]
+    if stated:
+        return Extraction(stated[-1].strip().rstrip(","), "final_sentence")
     nums = _NUMBER_RUN.findall(final)
     if nums:
         return Extraction(nums[-1].strip().rstrip(","), "final_sentence")

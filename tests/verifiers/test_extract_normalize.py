@@ -23,6 +23,10 @@ from verifiers.normalize import normalize, words_to_number
         ("First the answer is 20. Rechecking, the answer is 18.", "18"),
         ("So she has 18 apples left.", "18"),
         ("The correct option is (C).", "(C)"),
+        ("Weng earned $10 for 50 minutes of babysitting.", "$10"),  # the stated number, not trailing context
+        ("She has 3 red and 5 blue marbles, so 8 marbles in total.", "8"),  # the concluding clause
+        ("So she has 7 apples left after giving 2 away.", "7"),
+        ("Total: 7", "7"),
         ("12", "12"),
         ("The answer is\n\\[\n\\frac{1}{2}\n\\]", "\\frac{1}{2}"),  # display math over lines
         ("9 * 2 = 18\n#### 18\n\nQuestion: Tom has 5 apples.\nAnswer: 25\n#### 25", "18"),  # few-shot ramble
