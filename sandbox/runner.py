@@ -56,6 +56,7 @@ _ERRNO_STATUS = {  # OSError errno -> status, for exceptions that say why
     "EADDRNOTAVAIL": "network", "EAGAIN": "process-limit", "EMFILE": "file-limit",
 }
 _signal_names = {s.value: s.name for s in signal.Signals}
+_exit = os._exit  # bound at import, before any program runs
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def _sandboxed(run: _Run, go_r: int) -> int:
         try:
             code = _harness_process(run)
         finally:
-            os._exit(code)
+            _exit(code)  # not os._exit, which the program may have replaced
     for fd in (devnull, out_w, err_w, rep_w):
         os.close(fd)
     while True:  # as PID 1, init also reaps every orphan of the program

@@ -219,6 +219,12 @@ def test_patched_builtins_do_not_skip_the_tests(pool):
     assert r.status == "failed" and not r.passed
 
 
+def test_replacing_os_exit_and_os_write_does_not_break_the_harness(pool):
+    program = "import os\nos._exit = lambda code: None\nos.write = None"
+    assert pool.run(program, "assert True", FAST).passed
+    assert pool.run(program, "assert False", FAST).status == "failed"
+
+
 def test_printing_a_fake_pass_on_every_fd_is_not_a_pass(pool):
     program = ("import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'pass 0123456789abcdef\\n')\n"
                "    except OSError:\n        pass\nos._exit(0)")
