@@ -145,3 +145,60 @@ def test_engine_leaves_trainer_threads_alone(setup):
     assert torch.get_num_threads() == 1
     torch.set_num_threads(before)
     assert torch.get_num_threads() == before
+
+
+SHORT_WINS = '''
+from verifiers import Verdict, register_verifier
+
+@register_verifier("short_wins")
+def short_wins(completion, sample):
+    ok = len(completion) < 12
+    return Verdict(score=float(ok), correct=ok)
+'''
+
+
+def test_grpo_end_to_end_and_engine_follows_the_update(tiny_model_dir, tmp_path, monkeypatch):
+    """Two GRPO steps with the vLLM backend; afterwards the engine samples from the trained weights."""
+    from pathlib import Path
+
+    from rlvr.config import load_config
+    from rlvr.metrics import read_metrics
+    from rlvr.trainers import grpo
+
+    # a reward that random text earns sometimes (short completions), so advantages are non-zero and weights move
+    (tmp_path / "short_plugin.py").write_text(SHORT_WINS)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the verifier pool's workers inherit sys.path
+    built, real_factory = [], grpo.build_generator
+
+    def keep(*args):  # the real factory; only keeps the engine it builds, to query it after training
+        built.append(real_factory(*args))
+        return built[-1]
+
+    monkeypatch.setattr(grpo, "build_generator", keep)
+    run = tmp_path / "run"
+    config = Path(__file__).resolve().parents[2] / "configs" / "smoke_grpo.yaml"
+    cfg = load_config(config, [f"model.name_or_path={tiny_model_dir}", f"run_dir={run}", "generation.backend=vllm",
+                               "generation.vllm.dtype=float32", "generation.vllm.tis_cap=2.0",
+                               "verifier.name=short_wins", "verifier.args={}", "verifier.preload=[short_plugin]",
+                               "generation.num_generations=8", "optim.warmup_steps=0",
+                               # one update per batch: the trainer's log-probs at update time are the rollout's,
+                               # so sampler_logp_gap measures the sampler mismatch alone
+                               "grpo.num_iterations=1"])
+    grpo.train(cfg)
+
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["reward/std"] > 0 for r in rows)
+    assert all(0 <= r["sampler_logp_gap"] < 1e-3 for r in rows)  # fp32 sampler vs trainer
+    (generator,) = built
+    assert isinstance(generator, VLLMGenerator)
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model_dir)
+    before = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    after = transformers.AutoModelForCausalLM.from_pretrained(run / "final").eval()
+    prompts = [tokenizer(p)["input_ids"] for p in ("12+7=", "3*4=", "20-13=")]
+    groups = generator.generate(prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=12))
+    for prompt, (c,) in zip(prompts, groups):
+        sampler = torch.tensor(c.logprobs)
+        torch.testing.assert_close(sampler, hf_logprobs(after, prompt, c.token_ids), atol=1e-4, rtol=1e-4)
+        assert (sampler - hf_logprobs(before, prompt, c.token_ids)).abs().max() > 1e-3
