@@ -85,8 +85,15 @@ def build_task(cfg_task, what: str) -> Task:
     return get_task(cfg_task.name, **cfg_task.args)
 
 
+def _has_accelerator() -> bool:
+    acc = getattr(torch, "accelerator", None)  # torch >= 2.6 knows CUDA, XPU, MPS, ...
+    return acc.is_available() if acc is not None else torch.cuda.is_available()
+
+
 def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None) -> Runtime:
-    accelerator = accelerator or Accelerator()
+    # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
+    # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
+    accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
     set_seed(cfg.seed, device_specific=True)
     run_dir = Path(cfg.run_dir)
     if accelerator.is_main_process:
