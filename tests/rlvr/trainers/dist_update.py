@@ -1,0 +1,120 @@
+"""One GRPO batch update on a fixed synthetic rollout, in one process or as one rank of a torchrun group.
+
+Run by tests/rlvr/trainers/test_distributed.py, not collected as a test:
+    python dist_update.py MODEL_DIR OUT_DIR MODE [MODE ...]
+    torchrun --nproc_per_node 2 dist_update.py MODEL_DIR OUT_DIR MODE [MODE ...]
+Every process builds the same global rollout (fixed prompts, completions and rewards: no sampling), keeps
+its share of the prompt groups the way `grpo.collect` splits them (`samples[rank::world]`), then does what
+`grpo.train` does between rollout and generator sync: old/reference log-probs, advantages over the gathered
+rewards (`advantages_for`) and `update`. Per loss_agg_mode it writes OUT_DIR/{mode}.rank{r}.pt with the
+gradients each optimizer step saw, the parameters after, its advantages and the global metrics.
+It does not generate, verify or save checkpoints (the test runs `rlvr train` under torchrun for that).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from rlvr.config import TrainConfig
+from rlvr.policy import Reference, unwrap
+from rlvr.rollout import Rollout, pad_rollout
+from rlvr.trainers.grpo import advantages_for, forward_logps, update
+from rlvr.trainers.runtime import build_runtime
+from rlvr.types import Completion, Sample
+from verifiers.base import Verdict
+
+NUM_PROMPTS, GROUP = 4, 4
+MAX_NEW_TOKENS = 12
+
+
+def global_rollout(vocab_size: int) -> Rollout:
+    """P=4 prompts x G=4 completions: prompts and completions of different lengths, one empty completion,
+    one truncated (masked by mask_truncated_completions), one verifier error (masked, no baseline effect),
+    one zero-variance group."""
+    rng = random.Random(0)
+    rewards = [[1.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.25], [0.0, 1.0, 1.0, 0.0]]
+    lengths = [[3, 7, 12, 1], [5, 5, 9, 2], [0, 11, 4, 8], [6, 12, 3, 10]]
+    samples, completions, verdicts, prompt_ids = [], [], [], []
+    for p in range(NUM_PROMPTS):
+        samples.append(Sample(id=f"p{p}", prompt=f"prompt {p}"))
+        prompt_ids.append([rng.randrange(5, vocab_size) for _ in range(4 + 3 * p)])
+        group, group_v = [], []
+        for g in range(GROUP):
+            n = lengths[p][g]
+            ids = [rng.randrange(5, vocab_size) for _ in range(n)]
+            group.append(Completion(text=f"c{p}{g}", token_ids=ids, finish_reason="length" if n == MAX_NEW_TOKENS else "stop"))
+            if (p, g) == (3, 2):  # an unscorable completion: masked, and stood in at its group's valid mean
+                group_v.append(Verdict.failure("verifier crashed"))
+            else:
+                group_v.append(Verdict(score=rewards[p][g], correct=rewards[p][g] == 1.0))
+        completions.append(group)
+        verdicts.append(group_v)
+    return Rollout(samples, completions, verdicts, prompt_ids)
+
+
+def config(model_dir: str, run_dir: Path, mode: str) -> TrainConfig:
+    cfg = TrainConfig(algorithm="grpo", run_dir=str(run_dir), seed=0, report_to=[])
+    cfg.model.name_or_path = model_dir
+    cfg.generation.max_new_tokens = MAX_NEW_TOKENS
+    cfg.generation.num_generations = GROUP
+    cfg.grpo.prompts_per_step = NUM_PROMPTS
+    cfg.grpo.micro_batch_size = 3  # several micro-batches per process: gradient accumulation under no_sync
+    cfg.grpo.num_iterations = 2  # the second step is off-policy (ratios != 1, clipping active)
+    cfg.grpo.kl_coef = 0.05
+    cfg.grpo.loss_agg_mode = mode
+    cfg.grpo.mask_truncated_completions = True
+    cfg.optim.lr = 1e-3
+    cfg.optim.max_grad_norm = 1e6  # the norm is computed (and compared) but never clips: grads stay comparable
+    return cfg
+
+
+def run(model_dir: str, out_dir: Path, mode: str) -> None:
+    cfg = config(model_dir, out_dir / f"run_{mode}", mode)
+    rt = build_runtime(cfg, total_steps=cfg.grpo.num_iterations)
+    acc = rt.accelerator
+    grads: list[dict[str, torch.Tensor]] = []
+
+    def record(optimizer, args, kwargs) -> None:  # the gradient the optimizer steps on, after DDP's all-reduce
+        grads.append({n: p.grad.detach().clone() for n, p in unwrap(rt.model).named_parameters()})
+
+    rt.optimizer.optimizer.register_step_pre_hook(record)
+    ro = global_rollout(unwrap(rt.model).config.vocab_size)
+    ro = ro.select(list(range(NUM_PROMPTS))[acc.process_index :: acc.num_processes])
+    batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=True).to(acc.device)
+    mb, T = cfg.grpo.micro_batch_size, cfg.generation.temperature
+    batch.extra["old_logp"] = forward_logps(rt, rt.model, batch, mb, T)
+    ref = Reference(unwrap(rt.model))
+    batch.extra["ref_logp"] = torch.cat(
+        [ref.logprobs(p.input_ids, p.attention_mask, p.num_completion_tokens, T)
+         for p in (batch.slice(i) for i in torch.arange(len(batch)).split(mb))]
+    )  # fmt: skip
+    adv, metrics = advantages_for(rt, ro, None)
+    batch.extra["advantages"] = adv.to(acc.device)
+    rt.model.train()
+    metrics["grad_norm"] = update(rt, batch, ref)["grad_norm"]
+    torch.save(
+        {
+            "world": acc.num_processes,
+            "prompts": [s.id for s in ro.samples],
+            "advantages": adv,  # (P_local * G,)
+            "metrics": metrics,
+            "grads": grads,
+            "params": {n: p.detach().clone() for n, p in unwrap(rt.model).named_parameters()},
+        },
+        out_dir / f"{mode}.rank{acc.process_index}.pt",
+    )
+    acc.wait_for_everyone()
+
+
+def main(argv: list[str]) -> None:
+    model_dir, out_dir, modes = argv[0], Path(argv[1]), argv[2:]
+    for mode in modes:
+        run(model_dir, out_dir, mode)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
