@@ -28,6 +28,8 @@ from rlvr.types import Completion, Sample
 from verifiers.base import Verdict
 
 NUM_PROMPTS, GROUP = 4, 4
+# each loss_agg_mode runs with one scale_rewards, so "batch" (std over the gathered batch) is covered too
+SCALE_REWARDS = {"token-mean": "group", "seq-mean-token-mean": "batch", "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none"}
 MAX_NEW_TOKENS = 12
 
 
@@ -66,6 +68,7 @@ def config(model_dir: str, run_dir: Path, mode: str) -> TrainConfig:
     cfg.grpo.num_iterations = 2  # the second step is off-policy (ratios != 1, clipping active)
     cfg.grpo.kl_coef = 0.05
     cfg.grpo.loss_agg_mode = mode
+    cfg.grpo.scale_rewards = SCALE_REWARDS[mode]
     cfg.grpo.mask_truncated_completions = True
     cfg.optim.lr = 1e-3
     cfg.optim.max_grad_norm = 1e6  # the norm is computed (and compared) but never clips: grads stay comparable
