@@ -29,7 +29,10 @@ from verifiers.base import Verdict
 
 NUM_PROMPTS, GROUP = 4, 4
 # each loss_agg_mode runs with one scale_rewards, so "batch" (std over the gathered batch) is covered too
-SCALE_REWARDS = {"token-mean": "group", "seq-mean-token-mean": "batch", "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none"}
+SCALE_REWARDS = {
+    "token-mean": "group", "seq-mean-token-mean": "batch",
+    "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none",
+}  # fmt: skip
 MAX_NEW_TOKENS = 12
 
 

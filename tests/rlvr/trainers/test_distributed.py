@@ -7,6 +7,8 @@ loss_agg_mode, and compares what the optimizer stepped on. The gradients are the
 steps are ~lr * sign(grad), so a gradient scaled by 2 (e.g. a lost `* num_processes` or a per-process
 denominator) moves the parameters almost as a correct one would, and float round-off in a near-zero gradient
 can move a parameter by up to lr; the parameters are compared at a small fraction of lr.
+torchrun, not `accelerate launch`: on a host without a GPU and without an accelerate config file,
+`accelerate launch --num_processes 2` (with or without --cpu) starts a single process.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def test_two_processes_update_like_one(update_runs, mode):
     assert len(one["grads"]) == len(r0["grads"]) == 2
     for step, (atol, rtol) in enumerate([(1e-6, 1e-5), (1e-5, 1e-4)]):
         for name, g in one["grads"][step].items():
-            assert g.abs().max() > 0 or "embed" in name, f"step {step}: {name} got no gradient"
+            assert g.abs().max() > 0, f"step {step}: {name} got no gradient"
             torch.testing.assert_close(r0["grads"][step][name], g, atol=atol, rtol=rtol, msg=lambda m: f"step {step} {name}: {m}")
             torch.testing.assert_close(r1["grads"][step][name], r0["grads"][step][name], atol=0, rtol=0)
     for name, p in one["params"].items():
