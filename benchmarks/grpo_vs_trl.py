@@ -16,10 +16,12 @@ Each framework runs in its own fresh process through its real entry point
 (`rlvr.trainers.grpo.train`, `trl.GRPOTrainer.train`), `--rounds` times,
 alternating, so load from elsewhere hits both alike. Seconds per step is the
 median over the steps after `--warmup`; peak memory is the process's peak RSS
-(`ru_maxrss`), max over rounds. Needs the `bench` extra (trl). Not a test: it
+(`ru_maxrss`), max over rounds. It also prints the mean completion length
+of each run (64.0 when the work is the same). Needs the `bench` extra (trl). Not a test: it
 asserts nothing.
 
-    python benchmarks/grpo_vs_trl.py                 # ~5 min on 2 CPU cores
+    python benchmarks/grpo_vs_trl.py                 # ~1 min on 2 CPU cores (2 rounds x 6 steps each)
+    python benchmarks/grpo_vs_trl.py --steps 6 --rounds 3
     python benchmarks/grpo_vs_trl.py --threads 2     # torch intra-op threads in both (default 1)
 """
 
@@ -52,7 +54,7 @@ def make_model(path: Path) -> None:
     gc_file.write_text(json.dumps(gc, indent=2))
 
 
-def run_ours(model: Path, steps: int, run_dir: Path) -> list[float]:
+def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float]:
     from rlvr.config import ComponentConfig, TrainConfig
     from rlvr.trainers.grpo import train
 
@@ -65,10 +67,11 @@ def run_ours(model: Path, steps: int, run_dir: Path) -> list[float]:
     cfg.verifier.num_workers = 1
     train(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r["time/step"] for r in rows if "time/step" in r]
+    rows = [r for r in rows if "time/step" in r]
+    return [r["time/step"] for r in rows], statistics.mean(r["completion_len"] for r in rows)
 
 
-def run_trl(model: Path, steps: int, run_dir: Path) -> list[float]:
+def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float]:
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -87,7 +90,11 @@ def run_trl(model: Path, steps: int, run_dir: Path) -> list[float]:
     })  # fmt: skip
     verify = get_verifier("math")
 
-    def math_reward(prompts: list[str], completions: list[str], reference: list[str], **_: object) -> list[float]:
+    lens: list[int] = []
+
+    def math_reward(prompts: list[str], completions: list[str], reference: list[str], completion_ids: list[list[int]],
+                    **_: object) -> list[float]:
+        lens.extend(len(c) for c in completion_ids)
         return [verify(c, Sample(id="", prompt=p, reference=r)).score for p, c, r in zip(prompts, completions, reference)]
 
     stamps: list[float] = []
@@ -114,16 +121,16 @@ def run_trl(model: Path, steps: int, run_dir: Path) -> list[float]:
     trainer = GRPOTrainer(model=policy, reward_funcs=math_reward, args=args, train_dataset=ds, processing_class=tok,
                           callbacks=[StepTimes()])  # fmt: skip
     trainer.train()
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    return [b - a for a, b in zip(stamps, stamps[1:])], statistics.mean(lens)
 
 
 def child(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    times = (run_ours if which == "ours" else run_trl)(model, steps, run_dir)
+    times, mean_len = (run_ours if which == "ours" else run_trl)(model, steps, run_dir)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print("RESULT " + json.dumps({"times": times, "peak_rss_mb": rss_mb}), flush=True)
+    print("RESULT " + json.dumps({"times": times, "peak_rss_mb": rss_mb, "mean_len": mean_len}), flush=True)
 
 
 def measure(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> dict:
@@ -162,7 +169,7 @@ def main() -> None:
                 res = measure(which, model, args.steps, Path(tmp) / f"{which}{rnd}", args.threads)
                 kept = res["times"][args.warmup :]
                 print(f"  round {rnd} {which:4s}: s/step {' '.join(f'{t:.2f}' for t in kept)}  "
-                      f"peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+                      f"peak RSS {res['peak_rss_mb']:.0f} MB  mean completion {res['mean_len']:.1f} tokens", flush=True)  # fmt: skip
                 times[which] += kept
                 rss[which] = max(rss[which], res["peak_rss_mb"])
     med = {k: statistics.median(v) for k, v in times.items()}
