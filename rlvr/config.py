@@ -89,6 +89,8 @@ class EvalConfig:
     task: ComponentConfig = field(default_factory=ComponentConfig)  # name "" = no evaluation
     every: int = 0  # steps between evaluations (0 = only before and after training)
     max_new_tokens: int = 0  # 0 = generation.max_new_tokens
+    temperature: float = 0.0  # 0 = greedy
+    samples_per_problem: int = 1  # accuracy is the mean over all samples (pass@1 estimated from k samples)
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """`rlvr demo`: the embedded default, start to finish on a CPU in minutes.
 
 Builds everything it needs offline: a tokenizer trained on arithmetic text, a
-tiny Qwen2-style model from a config, SFT on step-by-step traces (a warm
-start that gets the format and some answers right), then GRPO with the math
-verifier. It measures greedy accuracy on held-out problems (a split never
-trained on) before and after GRPO, and leaves the HF checkpoint, metrics
-(JSONL) and a reward/accuracy plot in the run folder.
+tiny Qwen2-style model from a config, SFT on arithmetic targets (a warm start
+that learns the format and two habits: bare answers and step-by-step traces),
+then GRPO with the math verifier as the only reward. It measures accuracy on
+held-out problems (a split never trained on; mean pass@1 of sampled answers)
+before and after GRPO, and leaves the HF checkpoint, metrics (JSONL) and a
+reward/accuracy plot in the run folder.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from pathlib import Path
 
 from rlvr.config import ComponentConfig, TrainConfig
 from rlvr.metrics import plot_metrics, read_metrics
+from rlvr.policy import load_tokenizer
 
-# difficulty: hard enough that SFT alone leaves room, easy enough to learn in minutes
-TASK = {"num_operands": 3, "min_value": 0, "max_value": 30, "ops": "+-"}
+# sums of four digits; 70% of the SFT targets are bare answers and 30% step-by-step traces, so the warm-started
+# model has two habits and GRPO, rewarded only by the verifier, finds which one is right more often
+TASK = {"num_operands": 4, "min_value": 0, "max_value": 9, "ops": "+"}
+DIRECT_FRACTION = 0.7
+EVAL = {"num_problems": 300, "temperature": 1.0, "samples_per_problem": 4}
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -31,11 +36,15 @@ def build_tokenizer(texts: list[str]):
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
+    # byte-level, so any text (code prompts too) round-trips; digits stay single tokens for arithmetic
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.Split(r"[^A-Za-z0-9]", "isolated")]
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
-    tok.decoder = decoders.BPEDecoder()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=96, special_tokens=SPECIALS, show_progress=False))
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -48,12 +57,18 @@ def build_model_dir(out: Path, seed: int) -> Path:
 
     from tasks import get_task
 
-    train = get_task("arithmetic", num_samples=4000, seed=seed, split="train", **TASK)
-    texts = [s.prompt + s.meta["trace"] for s in train]
-    tok = build_tokenizer(texts)
+    # the tokenizer sees every symbol any arithmetic setting can produce
+    corpus = get_task("arithmetic", num_samples=2000, seed=seed, num_operands=3, max_value=99, ops="+-*")
+    texts = [s.prompt + s.meta["trace"] for s in corpus]
+    raw = build_tokenizer(texts)
+    raw.save_pretrained(out)
+    # size the model for the tokenizer as trainers load it: next to a qwen2 config, transformers loads it as a
+    # Qwen2Tokenizer, which adds special tokens of its own
+    Qwen2Config(vocab_size=len(raw)).save_pretrained(out)
+    tok = load_tokenizer(str(out))
     cfg = Qwen2Config(
         vocab_size=len(tok), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
         tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
         bos_token_id=tok.eos_token_id,
     )  # fmt: skip
@@ -62,26 +77,26 @@ def build_model_dir(out: Path, seed: int) -> Path:
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out)
-    tok.save_pretrained(out)
     return out
 
 
 def demo_configs(run_dir: Path, grpo_steps: int) -> tuple[TrainConfig, TrainConfig]:
     sft = TrainConfig(algorithm="sft", run_dir=str(run_dir / "sft"), seed=0, report_to=["jsonl"], save_every=0)
     sft.model.name_or_path = str(run_dir / "init")
-    sft.task = ComponentConfig("arithmetic", {"num_samples": 12000, "seed": 1, "split": "train", **TASK})
-    sft.sft.batch_size, sft.sft.micro_batch_size, sft.sft.epochs, sft.sft.max_length = 64, 64, 2, 64
+    sft.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 1, "split": "train",
+                                              "direct_fraction": DIRECT_FRACTION, **TASK})  # fmt: skip
+    sft.sft.batch_size, sft.sft.micro_batch_size, sft.sft.epochs, sft.sft.max_length = 64, 64, 4, 64
     sft.optim.lr, sft.optim.lr_scheduler, sft.optim.warmup_steps = 3e-3, "cosine", 20
 
     grpo = TrainConfig(algorithm="grpo", run_dir=str(run_dir / "grpo"), seed=0, report_to=["jsonl"])
     grpo.model.name_or_path = str(run_dir / "sft" / "final")
-    grpo.task = ComponentConfig("arithmetic", {"num_samples": 4000, "seed": 2, "split": "train", **TASK})
-    grpo.eval.task = ComponentConfig("arithmetic", {"num_samples": 300, "seed": 3, "split": "test", **TASK})
-    grpo.eval.every = 0
-    grpo.max_steps, grpo.save_every = grpo_steps, 25
+    grpo.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 2, "split": "train", **TASK})
+    grpo.eval.task = ComponentConfig("arithmetic", {"num_samples": EVAL["num_problems"], "seed": 3, "split": "test", **TASK})
+    grpo.eval.temperature, grpo.eval.samples_per_problem = EVAL["temperature"], EVAL["samples_per_problem"]
+    grpo.max_steps, grpo.save_every = grpo_steps, 40
     grpo.generation.num_generations, grpo.generation.max_new_tokens, grpo.generation.temperature = 8, 40, 1.0
     grpo.grpo.prompts_per_step, grpo.grpo.micro_batch_size = 16, 128
-    grpo.optim.lr, grpo.optim.lr_scheduler, grpo.optim.warmup_steps = 2e-4, "constant", 0
+    grpo.optim.lr, grpo.optim.lr_scheduler, grpo.optim.warmup_steps = 1e-4, "constant", 0
     return sft, grpo
 
 
@@ -110,5 +125,7 @@ def run_demo(run_dir: str | Path = "runs/demo", grpo_steps: int | None = None) -
     print(f"train reward (mean of first/last {k} steps): {first:.3f} -> {last:.3f}")
     print(f"run folder: {run_dir}  (model: {Path(grpo_cfg.run_dir) / 'final'}, metrics: {metrics_file}, plot: {png})")
     print(f"time: {time.perf_counter() - t0:.0f} s")
+    print(f"held-out accuracy = mean pass@1 of {EVAL['samples_per_problem']} samples at temperature "
+          f"{EVAL['temperature']} on {EVAL['num_problems']} problems never trained on")  # fmt: skip
     print(f"held-out accuracy: {before:.3f} -> {after:.3f}")
     return before, after

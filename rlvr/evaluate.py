@@ -1,7 +1,8 @@
-"""Greedy evaluation of a policy on a task: accuracy, mean reward, verifier errors.
+"""Evaluation of a policy on a task: accuracy, mean reward, verifier errors.
 
-Generates one greedy completion per sample through any `Generator` and scores
-it in the verification pool; no gradients, no training state.
+Generates `samples_per_problem` completions per sample (greedy by default)
+through any `Generator` and scores them in the verification pool; accuracy is
+the mean over all completions (pass@1). No gradients, no training state.
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ def evaluate(
     *,
     max_new_tokens: int,
     max_prompt_len: int = 10**9,
+    temperature: float = 0.0,
+    samples_per_problem: int = 1,
 ) -> dict[str, float]:
     if not samples:
         raise ValueError("evaluation task has no samples")
     prompt_ids = tokenize_prompts(tokenizer, samples, max_prompt_len)
-    sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
-    ro = generate_and_verify(samples, prompt_ids, generator, pool, verifier, 1, sampling)
-    n = len(samples)
+    sampling = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
+    ro = generate_and_verify(samples, prompt_ids, generator, pool, verifier, samples_per_problem, sampling)
+    n = len(samples) * samples_per_problem
     return {
         "accuracy": float(ro.correct().sum()) / n,
         "reward": float(ro.rewards().sum()) / n,
         "verifier_errors": float(ro.errors().sum()),
-        "completion_len": sum(len(g[0].token_ids) for g in ro.completions) / n,
+        "completion_len": sum(len(c.token_ids) for g in ro.completions for c in g) / n,
         "num_samples": float(n),
     }

@@ -31,10 +31,14 @@ OPS = "+-*"
 SPLITS = ("train", "test")
 
 
+def unit_hash(text: str) -> float:
+    """A number in [0, 1) that depends only on `text`."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 2**32
+
+
 def split_of(expression: str, test_fraction: float) -> str:
     """The split a problem belongs to: a pure function of its text."""
-    h = int(hashlib.sha256(expression.encode()).hexdigest()[:8], 16)  # uniform in [0, 2**32)
-    return "test" if h < test_fraction * 2**32 else "train"
+    return "test" if unit_hash(expression) < test_fraction else "train"
 
 
 def _apply(a: int, op: str, b: int) -> int:
@@ -84,6 +88,7 @@ class ArithmeticTask(ListTask):
         split: str = "train",
         with_trace: bool = True,
         test_fraction: float = 0.2,
+        direct_fraction: float = 0.0,
     ):
         if split not in SPLITS:
             raise ValueError(f"arithmetic: split must be one of {SPLITS}, got {split!r}")
@@ -95,6 +100,8 @@ class ArithmeticTask(ListTask):
             raise ValueError(f"arithmetic: ops must be a non-empty string of {OPS!r}, got {ops!r}")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"arithmetic: test_fraction must be in (0, 1), got {test_fraction}")
+        if not 0.0 <= direct_fraction <= 1.0:
+            raise ValueError(f"arithmetic: direct_fraction must be in [0, 1], got {direct_fraction}")
         if num_samples < 0:
             raise ValueError(f"arithmetic: num_samples must be >= 0, got {num_samples}")
         self.seed, self.split, self.with_trace = seed, split, with_trace
@@ -117,7 +124,11 @@ class ArithmeticTask(ListTask):
             answer, steps = solve(operands, chosen)
             meta = {"operands": operands, "ops": chosen, "expression": expr, "split": split}
             if with_trace:
-                meta["trace"] = trace_text(steps, answer)
+                # a `direct_fraction` of the targets skip the steps: SFT then teaches two habits, and RL
+                # can find out which one earns the reward (the demo's story)
+                direct = unit_hash(f"direct:{seed}:{expr}") < direct_fraction
+                meta["trace"] = f"\\boxed{{{answer}}}" if direct else trace_text(steps, answer)
+                meta["direct"] = direct
             digest = hashlib.sha256(expr.encode()).hexdigest()[:12]
             samples.append(Sample(id=f"arith-{digest}", prompt=f"{expr}=", reference=str(answer), meta=meta))
         if len(samples) < num_samples:

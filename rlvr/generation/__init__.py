@@ -11,7 +11,8 @@ from rlvr.generation.base import Generator, SamplingParams
 
 @dataclass
 class VLLMOptions:
-    gpu_memory_utilization: float = 0.3
+    gpu_memory_utilization: float = 0.3  # GPU: fraction of device memory for weights + KV cache
+    kv_cache_gb: float = 0.0  # CPU: KV cache size in GiB (0 = 1 GiB)
     tensor_parallel_size: int = 1
     enable_sleep_mode: bool = False  # GPU: free the KV cache and weights during the update
     dtype: str = "auto"

@@ -142,7 +142,7 @@ def update(rt: Runtime, batch: PaddedBatch, ref: Reference | None) -> dict[str, 
                 cm = part.completion_mask
                 m["entropy"] = (ent * cm).sum() / cm.sum().clamp(min=1)
                 if "sampler_logp" in part.extra:
-                    m["sampler_logp_gap"] = ((logp.detach() - part.extra["sampler_logp"]).abs() * cm).sum() / cm.sum().clamp(min=1)
+                    m["sampler_logp_gap"] = ((old - part.extra["sampler_logp"]).abs() * cm).sum() / cm.sum().clamp(min=1)
                 m["loss"] = loss.detach()
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -172,6 +172,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         res = evaluate(
             eval_samples, generator, rt.tokenizer, pool, (cfg.verifier.name or getattr(task, "default_verifier"), cfg.verifier.args),
             max_new_tokens=cfg.eval.max_new_tokens or cfg.generation.max_new_tokens,
+            temperature=cfg.eval.temperature, samples_per_problem=cfg.eval.samples_per_problem,
         )  # fmt: skip
         rt.logger.log(step, {f"eval/{k}": v for k, v in res.items()})
         result.setdefault("eval/accuracy_before", res["accuracy"])

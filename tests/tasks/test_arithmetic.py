@@ -109,3 +109,14 @@ def test_without_trace_has_no_sft_text():
 def test_bad_knobs_say_what_is_wrong(args, message):
     with pytest.raises(ValueError, match=message):
         ArithmeticTask(**{"num_samples": 10, "seed": 0, **args})
+
+
+def test_direct_fraction_mixes_bare_answers_into_the_sft_targets():
+    task = ArithmeticTask(num_samples=2000, seed=4, num_operands=3, max_value=9, direct_fraction=0.7)
+    direct = [s for s in task if s.meta["direct"]]
+    assert 0.65 < len(direct) / len(task) < 0.75
+    for s in direct[:50]:
+        assert task.sft_text(s) == "\\boxed{" + s.reference + "}"
+    steps = [s for s in task if not s.meta["direct"]]
+    assert all(task.sft_text(s).count("=") == 2 for s in steps[:50])  # two steps for three operands
+    assert not any(s.meta["direct"] for s in ArithmeticTask(num_samples=100, seed=4, max_value=9))

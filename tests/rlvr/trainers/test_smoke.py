@@ -65,7 +65,7 @@ from verifiers import Verdict, register_verifier
 def flaky_length(completion, sample):
     if len(completion) % 3 == 0:
         raise ValueError("this verifier has a bug")
-    return Verdict(score=float(len(completion) < 24), correct=len(completion) < 24)
+    return Verdict(score=float(len(completion) < 16), correct=len(completion) < 16)
 '''
 
 
@@ -79,3 +79,15 @@ def test_verifier_exception_is_counted_not_scored_zero(tiny_model_dir, tmp_path,
     assert rc == 0
     (row,) = read_metrics(run / "metrics.jsonl")
     assert row["verifier_errors"] > 0
+
+
+def test_grpo_code_smoke_runs_programs_in_the_sandbox(tiny_model_dir, tmp_path):
+    run = tmp_path / "code"
+    rc = main(["train", str(CONFIGS / "grpo_code_cpu.yaml"), f"model.name_or_path={tiny_model_dir}", f"run_dir={run}",
+               "max_steps=1", "task.args={limit: 2}", "grpo.prompts_per_step=2", "generation.num_generations=2",
+               "generation.max_new_tokens=8"])
+    assert rc == 0
+    (row,) = read_metrics(run / "metrics.jsonl")
+    # a random tiny model writes no valid program: every completion is judged (failed/error status), none is lost
+    assert row["verifier_errors"] == 0 and row["reward/mean"] == 0.0
+    assert (run / "final" / "model.safetensors").is_file()
