@@ -229,7 +229,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 rt.save(step + 1, {"data_position": stream.position})
         if eval_samples:
             run_eval(cfg.max_steps)
-        rt.finish()
+        rt.finish(plot_keys=("reward/mean", "accuracy", "eval/accuracy"))
     finally:
         pool.close()
     return result

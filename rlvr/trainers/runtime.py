@@ -21,7 +21,7 @@ from accelerate.utils import set_seed
 
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
-from rlvr.metrics import MetricsLogger
+from rlvr.metrics import MetricsLogger, plot_metrics
 from rlvr.policy import load_policy
 from rlvr.types import Sample
 from tasks.base import Task, get_task
@@ -72,10 +72,13 @@ class Runtime:
     def save(self, step: int, state: dict[str, Any]) -> None:
         save_checkpoint(self.accelerator, self.ckpt_root, step, {"step": step, **state}, keep_last=self.cfg.keep_last)
 
-    def finish(self) -> Path:
-        """Save the final HF model (`run_dir/final`) and close the metrics."""
+    def finish(self, plot_keys: tuple[str, ...]) -> Path:
+        """Save the final HF model (`run_dir/final`), close the metrics and plot them (`run_dir/curves.png`)."""
         out = save_pretrained(self.accelerator, self.model, self.tokenizer, self.run_dir / "final")
         self.logger.close()
+        if self.accelerator.is_main_process and "jsonl" in self.cfg.report_to:
+            plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", keys=plot_keys,
+                         title=f"{self.cfg.algorithm}: {self.run_dir.name}")  # fmt: skip
         return out
 
 

@@ -104,5 +104,5 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         result = m
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == total:
             rt.save(step + 1, {"data_position": stream.position})
-    rt.finish()
+    rt.finish(plot_keys=("loss",))
     return result

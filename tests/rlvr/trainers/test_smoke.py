@@ -31,6 +31,7 @@ def test_grpo_smoke(tiny_model_dir, tmp_path):
     changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
     assert changed, "two GRPO steps with lr 1e-3 left the weights unchanged"
     assert json.loads((run / "config.json").read_text())["algorithm"] == "grpo"
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_sft_smoke_learns(tiny_model_dir, tmp_path):
