@@ -148,10 +148,10 @@ def save_pretrained(accelerator: Accelerator, model: torch.nn.Module, tokenizer,
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        if _is_peft(unwrapped):
+        if is_peft(unwrapped):
             unwrapped.save_pretrained(str(out / "adapter"), state_dict=state)
             base = unwrapped.get_base_model()
-            base.save_pretrained(str(out), state_dict=_merged_lora_state(unwrapped, state))
+            base.save_pretrained(str(out), state_dict=merged_lora_state(unwrapped, state))
         else:
             unwrapped.save_pretrained(str(out), state_dict=state)
         if tokenizer is not None:
@@ -160,7 +160,7 @@ def save_pretrained(accelerator: Accelerator, model: torch.nn.Module, tokenizer,
     return out
 
 
-def _is_peft(model: torch.nn.Module) -> bool:
+def is_peft(model: torch.nn.Module) -> bool:
     try:
         from peft import PeftModel
     except ImportError:  # peft not installed: cannot be a peft model
@@ -168,7 +168,7 @@ def _is_peft(model: torch.nn.Module) -> bool:
     return isinstance(model, PeftModel)
 
 
-def _merged_lora_state(peft_model, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def merged_lora_state(peft_model, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The base model's state dict (its own key names) with the active LoRA adapter merged in."""
     from peft.tuners.lora import Linear as LoraLinear
     from peft.tuners.lora import LoraLayer

@@ -184,14 +184,14 @@ class VLLMGenerator:
 
 def _named_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) in HF checkpoint names: DDP/compile wrappers removed, LoRA merged."""
-    from rlvr.checkpoint import _is_peft, _merged_lora_state
+    from rlvr.checkpoint import is_peft, merged_lora_state
 
     while hasattr(model, "module"):  # DDP and friends
         model = model.module
     model = getattr(model, "_orig_mod", model)  # torch.compile
     with torch.no_grad():
         state = model.state_dict()
-        if _is_peft(model):
-            state = _merged_lora_state(model, state)
+        if is_peft(model):
+            state = merged_lora_state(model, state)
     for name, tensor in state.items():
         yield name, tensor.detach()
