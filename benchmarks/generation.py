@@ -17,6 +17,13 @@ no speed (not a test). Needs vLLM installed (docs/vllm.md).
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/sandbox.py is named like the package: keep this folder off the import path (workers inherit it)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+
 import argparse
 import json
 import os

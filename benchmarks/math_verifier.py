@@ -19,6 +19,13 @@ Needs `pip install math-verify` (the `bench` extra) for the baseline column.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/sandbox.py is named like the package: keep this folder off the import path (workers inherit it)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+
 import argparse
 import json
 import time
