@@ -86,7 +86,10 @@ def test_writes_to_tmp_land_in_the_fresh_work_dir_not_on_the_host(pool):
 def test_writes_outside_the_work_dir_are_refused(pool, target):
     path = target.format(t=secrets.token_hex(4), repo=os.getcwd())
     r = pool.run(f"open({path!r}, 'w').write('escaped')", "", FAST)
-    assert r.status == "forbidden", r
+    if path.startswith("/tmp/"):  # a checkout under /tmp is hidden by the sandbox's own fresh /tmp: no such dir
+        assert r.status == "error" and "FileNotFoundError" in (r.detail + r.stderr), r
+    else:
+        assert r.status == "forbidden", r
     assert not os.path.exists(path)
 
 
