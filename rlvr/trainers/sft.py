@@ -96,7 +96,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 )  # fmt: skip
                 loss, _m = sft_loss(logp, lm[idx], denom=denom)
                 acc.backward(loss * acc.num_processes)
-            nll_sum += float(loss) * acc.num_processes
+            nll_sum += float(loss.detach()) * acc.num_processes
         grad_norm = clip_and_step(rt)
         m = {"loss": nll_sum, "grad_norm": grad_norm, "lr": rt.scheduler.get_last_lr()[0], "tokens": denom}
         rt.logger.log(step + 1, m)
