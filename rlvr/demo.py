@@ -93,7 +93,7 @@ def demo_configs(run_dir: Path, grpo_steps: int) -> tuple[TrainConfig, TrainConf
     grpo.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 2, "split": "train", **TASK})
     grpo.eval.task = ComponentConfig("arithmetic", {"num_samples": EVAL["num_problems"], "seed": 3, "split": "test", **TASK})
     grpo.eval.temperature, grpo.eval.samples_per_problem = EVAL["temperature"], EVAL["samples_per_problem"]
-    grpo.max_steps, grpo.save_every = grpo_steps, 40
+    grpo.max_steps, grpo.save_every, grpo.eval.every = grpo_steps, 40, 40
     grpo.generation.num_generations, grpo.generation.max_new_tokens, grpo.generation.temperature = 8, 40, 1.0
     grpo.grpo.prompts_per_step, grpo.grpo.micro_batch_size = 16, 128
     grpo.optim.lr, grpo.optim.lr_scheduler, grpo.optim.warmup_steps = 1e-4, "constant", 0
@@ -106,7 +106,7 @@ def run_demo(run_dir: str | Path = "runs/demo", grpo_steps: int | None = None) -
 
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
-    sft_cfg, grpo_cfg = demo_configs(run_dir, grpo_steps or 120)
+    sft_cfg, grpo_cfg = demo_configs(run_dir, grpo_steps or 240)
     print(f"[1/3] building a tiny Qwen2 and a tokenizer trained here -> {run_dir / 'init'}")
     build_model_dir(run_dir / "init", seed=0)
     print("[2/3] SFT warm start on step-by-step arithmetic traces")

@@ -78,7 +78,7 @@ class Runtime:
         self.logger.close()
         if self.accelerator.is_main_process and "jsonl" in self.cfg.report_to:
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png", keys=plot_keys,
-                         title=f"{self.cfg.algorithm}: {self.run_dir.name}")  # fmt: skip
+                         title=f"{self.cfg.algorithm} ({self.run_dir})")  # fmt: skip
         return out
 
 
