@@ -100,8 +100,9 @@ def forward_logps(rt: Runtime, model, batch: PaddedBatch, mb: int, temperature: 
     return torch.cat(out)
 
 
-def update(rt: Runtime, batch: PaddedBatch, ref: Reference | None) -> dict[str, float]:
-    """`num_iterations` x `mini_batches` optimizer steps on one rolled-out batch."""
+def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
+    """`num_iterations` x `mini_batches` optimizer steps on one rolled-out batch (old/ref log-probs and
+    advantages ride in `batch.extra`)."""
     cfg, acc, model = rt.cfg.grpo, rt.accelerator, rt.model
     T = rt.cfg.generation.temperature
     mb = cfg.micro_batch_size
@@ -170,7 +171,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     def run_eval(step: int) -> None:
         res = evaluate(
-            eval_samples, generator, rt.tokenizer, pool, (cfg.verifier.name or getattr(task, "default_verifier"), cfg.verifier.args),
+            eval_samples, generator, rt.tokenizer, pool, verifier,
             max_new_tokens=cfg.eval.max_new_tokens or cfg.generation.max_new_tokens,
             temperature=cfg.eval.temperature, samples_per_problem=cfg.eval.samples_per_problem,
         )  # fmt: skip
@@ -205,7 +206,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             adv, m = advantages_for(rt, ro, kl_seq)
             batch.extra["advantages"] = adv.to(acc.device)
             rt.model.train()
-            m.update(update(rt, batch, ref))
+            m.update(update(rt, batch))
             generator.update_weights(unwrap(rt.model))
             dt = time.perf_counter() - t0
             lens = [len(c.token_ids) for g in ro.completions for c in g]

@@ -101,7 +101,7 @@ def run(model_dir: str, out_dir: Path, mode: str) -> None:
     adv, metrics = advantages_for(rt, ro, None)
     batch.extra["advantages"] = adv.to(acc.device)
     rt.model.train()
-    metrics["grad_norm"] = update(rt, batch, ref)["grad_norm"]
+    metrics["grad_norm"] = update(rt, batch)["grad_norm"]
     torch.save(
         {
             "world": acc.num_processes,
