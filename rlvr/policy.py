@@ -175,10 +175,3 @@ class Reference:
         with self._ctx():
             logp, _ = token_logprobs(self.model, input_ids, attention_mask, num_completion_tokens, temperature=temperature)
         return logp
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare module under DDP/FSDP/compile wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return getattr(model, "_orig_mod", model)

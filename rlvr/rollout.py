@@ -28,10 +28,6 @@ class Rollout:
     verdicts: list[list[Verdict]]  # (P, G)
     prompt_ids: list[list[int]]  # (P,) ragged
 
-    @property
-    def group_size(self) -> int:
-        return len(self.completions[0]) if self.completions else 0
-
     def rewards(self) -> Tensor:
         return torch.tensor([[v.score for v in g] for g in self.verdicts], dtype=torch.float32)  # (P, G)
 

@@ -23,7 +23,7 @@ from rlvr.config import TrainConfig
 from rlvr.evaluate import evaluate
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
-from rlvr.policy import Reference, token_logprobs, unwrap
+from rlvr.policy import Reference, token_logprobs
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step
 from verifiers.pool import VerifierPool
@@ -34,7 +34,7 @@ def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampli
     groups without reward variance are dropped and more prompts sampled (DAPO)."""
     cfg, acc = rt.cfg, rt.accelerator
     n_local = cfg.grpo.prompts_per_step // acc.num_processes
-    max_prompt_len = unwrap(rt.model).config.max_position_embeddings - cfg.generation.max_new_tokens
+    max_prompt_len = rt.policy.config.max_position_embeddings - cfg.generation.max_new_tokens
     kept: Rollout | None = None
     dropped: list[Rollout] = []
     rounds = cfg.grpo.max_filter_rounds if cfg.grpo.filter_groups else 1
@@ -44,9 +44,9 @@ def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampli
             samples, tokenize_prompts(rt.tokenizer, samples, max_prompt_len), generator, pool, verifier,
             cfg.generation.num_generations, sampling,
         )  # fmt: skip
-        stats["zero_var_groups"] = stats.get("zero_var_groups", 0) + int((ro.rewards().std(-1) == 0).sum())
+        var = ro.rewards().std(-1) > 0  # (P,)
+        stats["zero_var_groups"] = stats.get("zero_var_groups", 0) + int((~var).sum())
         if cfg.grpo.filter_groups:
-            var = ro.rewards().std(-1) > 0
             dropped.append(ro.select([i for i in range(len(samples)) if not var[i]]))
             ro = ro.select([i for i in range(len(samples)) if var[i]])
         if kept is None:
@@ -91,13 +91,31 @@ def advantages_for(rt: Runtime, ro: Rollout, kl_penalty_seq: torch.Tensor | None
 
 
 @torch.no_grad()
-def forward_logps(rt: Runtime, model, batch: PaddedBatch, mb: int, temperature: float) -> torch.Tensor:
-    out = []
-    for i in range(0, len(batch), mb):
-        part = batch.slice(torch.arange(i, min(i + mb, len(batch))))
-        logp, _ = token_logprobs(model, part.input_ids, part.attention_mask, part.num_completion_tokens, temperature=temperature)
-        out.append(logp)
-    return torch.cat(out)
+def forward_logps(fn, batch: PaddedBatch, mb: int) -> torch.Tensor:
+    """`fn(input_ids, attention_mask, num_completion_tokens) -> logp` over the batch in micro-batches of `mb`."""
+    parts = (batch.slice(idx) for idx in torch.arange(len(batch)).split(mb))
+    return torch.cat([fn(p.input_ids, p.attention_mask, p.num_completion_tokens) for p in parts])
+
+
+def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None) -> tuple[PaddedBatch, dict[str, float]]:
+    """Everything between rollout and update: padded tensors, old and reference log-probs where needed,
+    the KL-in-reward penalty, and advantages over the global batch."""
+    cfg, acc = rt.cfg, rt.accelerator
+    batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=cfg.grpo.mask_truncated_completions).to(acc.device)
+    T, mb = cfg.generation.temperature, cfg.grpo.micro_batch_size
+    if cfg.grpo.num_iterations > 1 or cfg.grpo.mini_batches > 1 or cfg.grpo.kl_in_reward:
+        batch.extra["old_logp"] = forward_logps(
+            lambda ids, attn, c: token_logprobs(rt.model, ids, attn, c, temperature=T)[0], batch, mb
+        )
+    kl_seq = None
+    if ref is not None:
+        batch.extra["ref_logp"] = forward_logps(lambda ids, attn, c: ref.logprobs(ids, attn, c, T), batch, mb)
+        if cfg.grpo.kl_in_reward:
+            kl_tok = kl_penalty(batch.extra["old_logp"], batch.extra["ref_logp"], cfg.grpo.kl_estimator)
+            kl_seq = (kl_tok * batch.completion_mask).sum(-1).cpu()  # (N,)
+    adv, metrics = advantages_for(rt, ro, kl_seq)
+    batch.extra["advantages"] = adv.to(acc.device)
+    return batch, metrics
 
 
 def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
@@ -160,10 +178,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     task = build_task(cfg.task, "task")
     verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
     stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))
-    generator = build_generator(cfg.generation, unwrap(rt.model), rt.tokenizer, cfg.model.name_or_path)
+    generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
     if rt.start_step > 0:
-        generator.update_weights(unwrap(rt.model))  # resumed weights differ from the ones on disk
-    ref = Reference(unwrap(rt.model)) if cfg.grpo.kl_coef > 0 else None
+        generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
+    ref = Reference(rt.policy) if cfg.grpo.kl_coef > 0 else None
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
     sampling = cfg.generation.sampling()
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
@@ -190,24 +208,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             rt.model.eval()
             ro = collect(rt, stream, generator, pool, verifier, sampling, stats)
             t_gen = time.perf_counter() - t0
-            batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=cfg.grpo.mask_truncated_completions).to(acc.device)
-            need_old = cfg.grpo.num_iterations > 1 or cfg.grpo.mini_batches > 1 or cfg.grpo.kl_in_reward
-            if need_old:
-                batch.extra["old_logp"] = forward_logps(rt, rt.model, batch, cfg.grpo.micro_batch_size, cfg.generation.temperature)
-            kl_seq = None
-            if ref is not None:
-                batch.extra["ref_logp"] = torch.cat([
-                    ref.logprobs(p.input_ids, p.attention_mask, p.num_completion_tokens, cfg.generation.temperature)
-                    for p in (batch.slice(i) for i in torch.arange(len(batch)).split(cfg.grpo.micro_batch_size))
-                ])  # fmt: skip
-                if cfg.grpo.kl_in_reward:
-                    kl_tok = kl_penalty(batch.extra["old_logp"], batch.extra["ref_logp"], cfg.grpo.kl_estimator)
-                    kl_seq = (kl_tok * batch.completion_mask).sum(-1).cpu()
-            adv, m = advantages_for(rt, ro, kl_seq)
-            batch.extra["advantages"] = adv.to(acc.device)
+            batch, m = prepare_batch(rt, ro, ref)
             rt.model.train()
             m.update(update(rt, batch))
-            generator.update_weights(unwrap(rt.model))
+            generator.update_weights(rt.policy)
             dt = time.perf_counter() - t0
             lens = [len(c.token_ids) for g in ro.completions for c in g]
             n_tok = acc.reduce(torch.tensor(float(sum(lens)), device=acc.device), reduction="sum").item()

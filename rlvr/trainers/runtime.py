@@ -66,6 +66,11 @@ class Runtime:
     state: dict[str, Any]  # trainer state restored on resume (data position, ...)
 
     @property
+    def policy(self) -> torch.nn.Module:
+        """The bare model under the DDP/FSDP/compile wrappers (for generation and the reference copy)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
     def ckpt_root(self) -> Path:
         return self.run_dir / "checkpoints"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from rlvr.config import TrainConfig
-from rlvr.policy import Reference, unwrap
-from rlvr.rollout import Rollout, pad_rollout
-from rlvr.trainers.grpo import advantages_for, forward_logps, update
+from rlvr.policy import Reference
+from rlvr.rollout import Rollout
+from rlvr.trainers.grpo import prepare_batch, update
 from rlvr.trainers.runtime import build_runtime
 from rlvr.types import Completion, Sample
 from verifiers.base import Verdict
@@ -85,31 +85,22 @@ def run(model_dir: str, out_dir: Path, mode: str) -> None:
     grads: list[dict[str, torch.Tensor]] = []
 
     def record(optimizer, args, kwargs) -> None:  # the gradient the optimizer steps on, after DDP's all-reduce
-        grads.append({n: p.grad.detach().clone() for n, p in unwrap(rt.model).named_parameters()})
+        grads.append({n: p.grad.detach().clone() for n, p in rt.policy.named_parameters()})
 
     rt.optimizer.optimizer.register_step_pre_hook(record)
-    ro = global_rollout(unwrap(rt.model).config.vocab_size)
+    ro = global_rollout(rt.policy.config.vocab_size)
     ro = ro.select(list(range(NUM_PROMPTS))[acc.process_index :: acc.num_processes])
-    batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=True).to(acc.device)
-    mb, T = cfg.grpo.micro_batch_size, cfg.generation.temperature
-    batch.extra["old_logp"] = forward_logps(rt, rt.model, batch, mb, T)
-    ref = Reference(unwrap(rt.model))
-    batch.extra["ref_logp"] = torch.cat(
-        [ref.logprobs(p.input_ids, p.attention_mask, p.num_completion_tokens, T)
-         for p in (batch.slice(i) for i in torch.arange(len(batch)).split(mb))]
-    )  # fmt: skip
-    adv, metrics = advantages_for(rt, ro, None)
-    batch.extra["advantages"] = adv.to(acc.device)
+    batch, metrics = prepare_batch(rt, ro, Reference(rt.policy))  # the trainer's own code path
     rt.model.train()
     metrics["grad_norm"] = update(rt, batch)["grad_norm"]
     torch.save(
         {
             "world": acc.num_processes,
             "prompts": [s.id for s in ro.samples],
-            "advantages": adv,  # (P_local * G,)
+            "advantages": batch.extra["advantages"].cpu(),  # (P_local * G,)
             "metrics": metrics,
             "grads": grads,
-            "params": {n: p.detach().clone() for n, p in unwrap(rt.model).named_parameters()},
+            "params": {n: p.detach().clone() for n, p in rt.policy.named_parameters()},
         },
         out_dir / f"{mode}.rank{acc.process_index}.pt",
     )
