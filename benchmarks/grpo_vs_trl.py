@@ -54,7 +54,7 @@ def make_model(path: Path) -> None:
     gc_file.write_text(json.dumps(gc, indent=2))
 
 
-def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float]:
+def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float, dict[str, list[float]]]:
     from rlvr.config import ComponentConfig, TrainConfig
     from rlvr.trainers.grpo import train
 
@@ -68,10 +68,11 @@ def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float
     train(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/step" in r]
-    return [r["time/step"] for r in rows], statistics.mean(r["completion_len"] for r in rows)
+    split = {k: [r[f"time/{k}"] for r in rows] for k in ("rollout", "update")}  # where our step goes
+    return [r["time/step"] for r in rows], statistics.mean(r["completion_len"] for r in rows), split
 
 
-def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float]:
+def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float, dict[str, list[float]]]:
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -121,16 +122,16 @@ def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float]
     trainer = GRPOTrainer(model=policy, reward_funcs=math_reward, args=args, train_dataset=ds, processing_class=tok,
                           callbacks=[StepTimes()])  # fmt: skip
     trainer.train()
-    return [b - a for a, b in zip(stamps, stamps[1:])], statistics.mean(lens)
+    return [b - a for a, b in zip(stamps, stamps[1:])], statistics.mean(lens), {}
 
 
 def child(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    times, mean_len = (run_ours if which == "ours" else run_trl)(model, steps, run_dir)
+    times, mean_len, split = (run_ours if which == "ours" else run_trl)(model, steps, run_dir)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print("RESULT " + json.dumps({"times": times, "peak_rss_mb": rss_mb, "mean_len": mean_len}), flush=True)
+    print("RESULT " + json.dumps({"times": times, "peak_rss_mb": rss_mb, "mean_len": mean_len, "split": split}), flush=True)
 
 
 def measure(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> dict:
@@ -161,6 +162,7 @@ def main() -> None:
           f"{GENERATIONS} generations x {NEW_TOKENS} new tokens, beta 0, CPU fp32")  # fmt: skip
     times: dict[str, list[float]] = {"trl": [], "ours": []}
     rss: dict[str, float] = {"trl": 0.0, "ours": 0.0}
+    split: dict[str, list[float]] = {"rollout": [], "update": []}
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "model"
         make_model(model)
@@ -171,11 +173,15 @@ def main() -> None:
                 print(f"  round {rnd} {which:4s}: s/step {' '.join(f'{t:.2f}' for t in kept)}  "
                       f"peak RSS {res['peak_rss_mb']:.0f} MB  mean completion {res['mean_len']:.1f} tokens", flush=True)  # fmt: skip
                 times[which] += kept
+                for k, v in res["split"].items():
+                    split[k] += v[args.warmup :]
                 rss[which] = max(rss[which], res["peak_rss_mb"])
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{'':6s} {'s/step (median)':>16s} {'peak RSS MB':>12s}")
     for k in ("trl", "ours"):
         print(f"{k:6s} {med[k]:16.3f} {rss[k]:12.0f}")
+    print(f"ours, median: rollout (generate + verify) {statistics.median(split['rollout']):.3f} s, "
+          f"update (forward + backward + optimizer) {statistics.median(split['update']):.3f} s")
     print(f"memory: ours/trl {rss['ours'] / rss['trl']:.2f}")
     print(f"speedup: {med['trl'] / med['ours']:.2f}")
 
