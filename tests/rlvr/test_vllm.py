@@ -19,6 +19,10 @@ from rlvr.generation.vllm import VLLMGenerator  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 
+# fp32 log-probs of vLLM vs HF: on CPU they agree to 1e-4; vLLM's GPU attention multiplies in TF32
+# (an H100 showed gaps up to 1.6e-3, docs/vllm.md), so a GPU run gets a looser bound.
+LOGP_TOL = 5e-3 if torch.cuda.is_available() else 1e-4
+
 WORDS = ["<pad>", "<eos>", "<unk>"] + "the answer is one two three four plus equals".split()
 WORDS += [f"w{i}" for i in range(64 - len(WORDS))]  # every id decodes to a word
 EOS = 1
@@ -80,7 +84,7 @@ def test_greedy_equals_hf_generate_for_the_same_weights(setup):
         assert c.finish_reason == ("stop" if c.token_ids[-1] == EOS else "length")
         # sampler log-probs are the trainer's for the same weights (fp32 both sides)
         torch.testing.assert_close(torch.tensor(c.logprobs), hf_logprobs(model, prompt, c.token_ids),
-                                   atol=1e-4, rtol=1e-4)
+                                   atol=LOGP_TOL, rtol=LOGP_TOL)
 
 
 def test_outputs_follow_the_weights_after_update(setup):
@@ -189,7 +193,7 @@ def test_grpo_end_to_end_and_engine_follows_the_update(tiny_model_dir, tmp_path,
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["reward/std"] > 0 for r in rows)
-    assert all(0 <= r["sampler_logp_gap"] < 1e-3 for r in rows)  # fp32 sampler vs trainer
+    assert all(0 <= r["sampler_logp_gap"] < 10 * LOGP_TOL for r in rows)  # fp32 sampler vs trainer
     (generator,) = built
     assert isinstance(generator, VLLMGenerator)
 
@@ -200,5 +204,5 @@ def test_grpo_end_to_end_and_engine_follows_the_update(tiny_model_dir, tmp_path,
     groups = generator.generate(prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=12))
     for prompt, (c,) in zip(prompts, groups):
         sampler = torch.tensor(c.logprobs)
-        torch.testing.assert_close(sampler, hf_logprobs(after, prompt, c.token_ids), atol=1e-4, rtol=1e-4)
-        assert (sampler - hf_logprobs(before, prompt, c.token_ids)).abs().max() > 1e-3
+        torch.testing.assert_close(sampler, hf_logprobs(after, prompt, c.token_ids), atol=LOGP_TOL, rtol=LOGP_TOL)
+        assert (sampler - hf_logprobs(before, prompt, c.token_ids)).abs().max() > 10 * LOGP_TOL
