@@ -7,11 +7,12 @@ in a temporary directory and measures, on the same machine and workload:
      x `--new-tokens` sampled tokens, best of `--repeats`;
   2. engine startup (import of vllm, then engine build) and one weight push;
   3. GRPO seconds per step (configs/smoke_grpo.yaml, arithmetic task) with
-     `generation.backend` hf and vllm, median over steps after the first.
+     `generation.backend` hf and vllm: runs alternate, median over all steps
+     after each run's first.
 It prints ratios against the HF baseline measured in the same run; it asserts
 no speed (not a test). Needs vLLM installed (docs/vllm.md).
 
-    python benchmarks/generation.py                # full run, ~3 min on 2 CPU cores
+    python benchmarks/generation.py                # full run, ~5 min on 2 CPU cores
     python benchmarks/generation.py --skip-grpo    # throughput only
 """
 
@@ -82,8 +83,8 @@ def throughput(generators: dict, prompts: list[list[int]], new_tokens: int, repe
     return best
 
 
-def grpo_step_seconds(path: Path, backend: str, steps: int, run_dir: Path) -> tuple[dict[str, float], float]:
-    """Median step/rollout/update seconds after the first step, and the run's wall seconds (setup included).
+def grpo_step_seconds(path: Path, backend: str, steps: int, run_dir: Path) -> tuple[dict[str, list[float]], float]:
+    """Step/rollout/update seconds of each step after the first, and the run's wall seconds (setup included).
 
     Each run is a fresh process: one engine per training process, as in real use."""
     import subprocess
@@ -93,7 +94,7 @@ def grpo_step_seconds(path: Path, backend: str, steps: int, run_dir: Path) -> tu
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (run_dir / backend / "metrics.jsonl").read_text().splitlines()]
     rows = rows[1:] or rows  # the first step pays for lazy initialisation
-    return {k: statistics.median(r[f"time/{k}"] for r in rows) for k in ("step", "rollout", "update")}, wall
+    return {k: [r[f"time/{k}"] for r in rows] for k in ("step", "rollout", "update")}, wall
 
 
 def grpo_run(path: Path, backend: str, steps: int, run_dir: Path) -> None:
@@ -105,7 +106,9 @@ def grpo_run(path: Path, backend: str, steps: int, run_dir: Path) -> None:
         f"model.name_or_path={path}", f"generation.backend={backend}", f"max_steps={steps}", "save_every=0",
         f"run_dir={run_dir / backend}", "generation.vllm.dtype=float32", "generation.vllm.max_model_len=512",
         "generation.max_new_tokens=64", "generation.num_generations=8", "grpo.prompts_per_step=8",
-        "grpo.micro_batch_size=16", "grpo.num_iterations=1",
+        # kl 0 (TRL's default beta): the reference forward costs both backends the same, and leaving it
+        # out measures what the backend changes (rollout and weight push) against less unrelated work
+        "grpo.micro_batch_size=16", "grpo.num_iterations=1", "grpo.kl_coef=0.0",
     ])  # fmt: skip
     train(cfg)
 
@@ -116,7 +119,8 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--grpo-steps", type=int, default=5)
+    ap.add_argument("--grpo-steps", type=int, default=6)
+    ap.add_argument("--grpo-rounds", type=int, default=3)
     ap.add_argument("--skip-grpo", action="store_true")
     ap.add_argument("--grpo-run", nargs=4, metavar=("BACKEND", "MODEL", "STEPS", "RUN_DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -167,17 +171,22 @@ def main() -> None:
               f"bf16 {sync['bfloat16'] * 1e3:.0f} ms")
 
         if not args.skip_grpo:
-            print(f"\nGRPO ({args.grpo_steps} steps, 8 prompts x 8 generations x <=64 tokens, one update per batch, "
-                  "fp32, each run in a fresh process):")
-            step: dict[str, float] = {}
-            for rnd in range(2):  # alternate, best of two, so load from elsewhere hits both alike
+            print(f"\nGRPO ({args.grpo_rounds} rounds x {args.grpo_steps} steps, 8 prompts x 8 generations x <=64 "
+                  "tokens, one update per batch, kl 0, fp32, each run in a fresh process):")
+            times = {b: {"step": [], "rollout": [], "update": []} for b in ("hf", "vllm")}
+            for rnd in range(args.grpo_rounds):  # alternate, so load from elsewhere hits both alike
                 for backend in ("hf", "vllm"):
                     t, wall = grpo_step_seconds(path, backend, args.grpo_steps, Path(tmp) / f"runs{rnd}")
-                    step[backend] = min(step.get(backend, t["step"]), t["step"])
-                    print(f"  {backend:5s} {t['step']:6.2f} s/step (rollout {t['rollout']:.2f}, update {t['update']:.2f}; "
-                          f"medians after the first step); whole run {wall:.1f} s")
-            print(f"  best: HF {step['hf']:.2f} s/step, vLLM {step['vllm']:.2f} s/step; "
-                  f"vLLM/HF step time {step['vllm'] / step['hf']:.2f}x (< 1: vLLM faster)")
+                    for k, v in t.items():
+                        times[backend][k] += v
+                    med = {k: statistics.median(v) for k, v in t.items()}
+                    print(f"  {backend:5s} {med['step']:6.2f} s/step (rollout {med['rollout']:.2f}, update "
+                          f"{med['update']:.2f}; medians after the first step); whole run {wall:.1f} s")
+            med = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
+            print(f"  all rounds, medians: HF {med['hf']['step']:.2f} s/step (rollout {med['hf']['rollout']:.2f}), "
+                  f"vLLM {med['vllm']['step']:.2f} s/step (rollout {med['vllm']['rollout']:.2f}); vLLM/HF rollout "
+                  f"{med['vllm']['rollout'] / med['hf']['rollout']:.2f}x, step time "
+                  f"{med['vllm']['step'] / med['hf']['step']:.2f}x (< 1: vLLM faster)")
     sys.stdout.flush()
 
 
