@@ -26,7 +26,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -92,7 +91,9 @@ def grpo_step_seconds(path: Path, backend: str, steps: int, run_dir: Path) -> tu
     t0 = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--grpo-run", backend, str(path), str(steps), str(run_dir)], check=True)
     wall = time.perf_counter() - t0
-    rows = [json.loads(line) for line in (run_dir / backend / "metrics.jsonl").read_text().splitlines()]
+    from rlvr.metrics import read_metrics
+
+    rows = read_metrics(run_dir / backend / "metrics.jsonl")
     rows = rows[1:] or rows  # the first step pays for lazy initialisation
     return {k: [r[f"time/{k}"] for r in rows] for k in ("step", "rollout", "update")}, wall
 

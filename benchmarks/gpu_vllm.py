@@ -270,6 +270,7 @@ def part_sleep(path: Path) -> dict:
 
 def part_grpo(path: Path, backend: str, sleep: bool, steps: int, lr: float, out: Path) -> dict:
     from rlvr.config import load_config
+    from rlvr.metrics import read_metrics
     from rlvr.trainers import grpo
 
     name = backend + ("-sleep" if sleep else "")
@@ -282,7 +283,7 @@ def part_grpo(path: Path, backend: str, sleep: bool, steps: int, lr: float, out:
         f"generation.vllm.enable_sleep_mode={str(sleep).lower()}"])
     t0 = time.perf_counter()
     grpo.train(cfg)
-    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    rows = read_metrics(run / "metrics.jsonl")
     rows = [r for r in rows if "time/step" in r]
     med = lambda k: statistics.median(r[k] for r in rows[1:])  # noqa: E731  (step 1 holds warm-up)
     return {"part": f"grpo-{name}", "total_s": time.perf_counter() - t0, "step_s_median": med("time/step"),

@@ -56,6 +56,7 @@ def make_model(path: Path) -> None:
 
 def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float, dict[str, list[float]]]:
     from rlvr.config import ComponentConfig, TrainConfig
+    from rlvr.metrics import read_metrics
     from rlvr.trainers.grpo import train
 
     cfg = TrainConfig(algorithm="grpo", run_dir=str(run_dir), seed=0, max_steps=steps, save_every=0, report_to=["jsonl"])
@@ -66,7 +67,7 @@ def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float
     cfg.optim.lr, cfg.optim.max_grad_norm = LR, 1.0
     cfg.verifier.num_workers = 1
     train(cfg)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir / "metrics.jsonl")
     rows = [r for r in rows if "time/step" in r]
     split = {k: [r[f"time/{k}"] for r in rows] for k in ("rollout", "update")}  # where our step goes
     return [r["time/step"] for r in rows], statistics.mean(r["completion_len"] for r in rows), split
