@@ -19,6 +19,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from rlvr.allocator import keep_freed_memory
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
 from rlvr.metrics import MetricsLogger, plot_metrics
@@ -102,6 +103,8 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
     # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
     # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
     accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()  # ~10% off a CPU update: no page faults on memory the last step freed
     set_seed(cfg.seed, device_specific=True)
     run_dir = Path(cfg.run_dir)
     if accelerator.is_main_process:
