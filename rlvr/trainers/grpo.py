@@ -211,8 +211,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             batch, m = prepare_batch(rt, ro, ref)
             rt.model.train()
             m.update(update(rt, batch))
+            t_sync = time.perf_counter()
             generator.update_weights(rt.policy)
-            dt = time.perf_counter() - t0
+            t_end = time.perf_counter()
+            dt = t_end - t0
             lens = [len(c.token_ids) for g in ro.completions for c in g]
             n_tok = acc.reduce(torch.tensor(float(sum(lens)), device=acc.device), reduction="sum").item()
             m.update({
@@ -221,7 +223,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 "zero_var_groups": float(stats["zero_var_groups"]),
                 "generation_rounds": float(stats["generation_rounds"]),
                 "lr": rt.scheduler.get_last_lr()[0],
-                "time/step": dt, "time/rollout": t_gen, "time/update": dt - t_gen,
+                "time/step": dt, "time/rollout": t_gen, "time/update": t_sync - t0 - t_gen,
+                "time/weight_sync": t_end - t_sync,
                 "tokens_per_s": n_tok / dt,
                 "verifier_timeouts_total": float(pool.stats["timeouts"]),
             })  # fmt: skip

@@ -194,6 +194,7 @@ def test_grpo_end_to_end_and_engine_follows_the_update(tiny_model_dir, tmp_path,
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["reward/std"] > 0 for r in rows)
     assert all(0 <= r["sampler_logp_gap"] < 10 * LOGP_TOL for r in rows)  # fp32 sampler vs trainer
+    assert all(r["time/weight_sync"] > 0 for r in rows)  # the push after each step is timed on its own
     (generator,) = built
     assert isinstance(generator, VLLMGenerator)
 

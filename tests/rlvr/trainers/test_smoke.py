@@ -24,6 +24,9 @@ def test_grpo_smoke(tiny_model_dir, tmp_path):
     for key in ("reward/mean", "accuracy", "verifier_errors", "kl", "clip_frac", "entropy", "completion_len",
                 "zero_var_groups", "time/step", "tokens_per_s", "grad_norm"):
         assert key in rows[0], key
+    for r in rows:  # where the step's time went adds up to the step
+        parts = r["time/rollout"] + r["time/update"] + r["time/weight_sync"]
+        assert parts == pytest.approx(r["time/step"], abs=1e-6)
     # KL is on (kl_coef 0.05) and two iterations per batch: the second iteration is off-policy, so ratios move
     assert rows[1]["entropy"] > 0
     model = AutoModelForCausalLM.from_pretrained(run / "final")
