@@ -23,9 +23,11 @@ Install (vLLM is not in the base install) and what was validated on a GPU: see d
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import torch
 
@@ -71,6 +73,11 @@ class VLLMGenerator:
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         matmul_precision = torch.get_float32_matmul_precision()
         t0 = time.perf_counter()
+        # vLLM runs five full garbage collections while it starts, then freezes the heap (freeze_gc_heap).
+        # In a trainer's process the heap is large (torch, transformers, datasets): freezing it first
+        # leaves those collections only the engine's own objects (~1 s of a ~3 s start on CPU).
+        gc.collect()
+        gc.freeze()
         try:
             from vllm.platforms import current_platform
 
@@ -102,6 +109,7 @@ class VLLMGenerator:
                 torch.cuda.set_rng_state_all(cuda_rng)
             torch.set_float32_matmul_precision(matmul_precision)
         self.startup_s = time.perf_counter() - t0
+        self._eager_cpu = not self.on_gpu and opts.enforce_eager
 
     # ---- generation -------------------------------------------------------------------------------------
 
@@ -135,7 +143,11 @@ class VLLMGenerator:
             for i in range(len(prompt_ids))
         ]
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        # An eager CPU engine still torch.compiles one helper (the sampled token's rank, for logprobs):
+        # 1.5-2.5 s of inductor compile on the first call, for ~0.2 ms a step saved. Eager skips it.
+        eager = torch.compiler.set_stance("force_eager") if self._eager_cpu else nullcontext()
+        with eager:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
         groups = []
         for out in outputs:  # vLLM returns requests in prompt order
             group = []
