@@ -14,6 +14,7 @@ no speed (not a test). Needs vLLM installed (docs/vllm.md).
 
     python benchmarks/generation.py                # full run, ~5 min on 2 CPU cores
     python benchmarks/generation.py --skip-grpo    # throughput only
+    python benchmarks/generation.py --skip-throughput --grpo-new-tokens 128   # GRPO only, longer completions
 """
 
 from __future__ import annotations
@@ -82,23 +83,23 @@ def throughput(generators: dict, prompts: list[list[int]], new_tokens: int, repe
     return best
 
 
-def grpo_step_seconds(path: Path, backend: str, steps: int, run_dir: Path) -> tuple[dict[str, list[float]], float]:
+def grpo_step_seconds(path: Path, backend: str, steps: int, new_tokens: int, run_dir: Path) -> tuple[dict[str, list[float]], float]:
     """Step/rollout/update seconds of each step after the first, and the run's wall seconds (setup included).
 
     Each run is a fresh process: one engine per training process, as in real use."""
     import subprocess
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--grpo-run", backend, str(path), str(steps), str(run_dir)], check=True)
+    subprocess.run([sys.executable, __file__, "--grpo-run", backend, str(path), str(steps), str(new_tokens), str(run_dir)], check=True)
     wall = time.perf_counter() - t0
     from rlvr.metrics import read_metrics
 
     rows = read_metrics(run_dir / backend / "metrics.jsonl")
     rows = rows[1:] or rows  # the first step pays for lazy initialisation
-    return {k: [r[f"time/{k}"] for r in rows] for k in ("step", "rollout", "update")}, wall
+    return {k: [r[f"time/{k}"] for r in rows] for k in ("step", "rollout", "update", "weight_sync")}, wall
 
 
-def grpo_run(path: Path, backend: str, steps: int, run_dir: Path) -> None:
+def grpo_run(path: Path, backend: str, steps: int, new_tokens: int, run_dir: Path) -> None:
     from rlvr.config import load_config
     from rlvr.trainers.grpo import train
 
@@ -106,12 +107,55 @@ def grpo_run(path: Path, backend: str, steps: int, run_dir: Path) -> None:
     cfg = load_config(root / "configs" / "smoke_grpo.yaml", [
         f"model.name_or_path={path}", f"generation.backend={backend}", f"max_steps={steps}", "save_every=0",
         f"run_dir={run_dir / backend}", "generation.vllm.dtype=float32", "generation.vllm.max_model_len=512",
-        "generation.max_new_tokens=64", "generation.num_generations=8", "grpo.prompts_per_step=8",
+        f"generation.max_new_tokens={new_tokens}", "generation.num_generations=8", "grpo.prompts_per_step=8",
         # kl 0 (TRL's default beta): the reference forward costs both backends the same, and leaving it
         # out measures what the backend changes (rollout and weight push) against less unrelated work
         "grpo.micro_batch_size=16", "grpo.num_iterations=1", "grpo.kl_coef=0.0",
     ])  # fmt: skip
     train(cfg)
+
+
+def throughput_part(args, path: Path, tokenizer) -> None:
+    """Tokens/s of HF and vLLM in fp32 and bf16, engine startup and weight-push time; printed."""
+    from rlvr.generation import VLLMOptions
+    from rlvr.generation.hf import HFGenerator
+
+    g = torch.Generator().manual_seed(1)
+    prompts = torch.randint(2, VOCAB, (args.prompts, args.prompt_len), generator=g).tolist()
+    work = f"{args.prompts} prompts x {args.new_tokens} new tokens (prompt {args.prompt_len}), sampled, T=1"
+    from rlvr.generation.base import SamplingParams
+
+    t0 = time.perf_counter()
+    from vllm import LLM  # noqa: F401  (`import vllm` alone is lazy and hides most of this)
+
+    t_import = time.perf_counter() - t0
+    from rlvr.generation.vllm import VLLMGenerator
+
+    results: dict[str, float] = {}
+    startup, first_call, sync = {}, {}, {}
+    for dtype, name in ((torch.float32, "float32"), (torch.bfloat16, "bfloat16")):
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+        engine = VLLMGenerator(str(path), tokenizer, VLLMOptions(dtype=name, max_model_len=512))
+        startup[name] = engine.startup_s
+        t0 = time.perf_counter()  # what a first rollout pays beyond its work (lazy kernels, compiles)
+        engine.generate(prompts[:2], 1, SamplingParams(temperature=1.0, max_new_tokens=8, seed=0))
+        first_call[name] = time.perf_counter() - t0
+        hf = HFGenerator(model, tokenizer, batch_size=args.prompts)
+        best = throughput({"hf": hf, "vllm": engine}, prompts, args.new_tokens, args.repeats)
+        results.update({f"{k} {name}": v for k, v in best.items()})
+        engine.update_weights(model)
+        engine.update_weights(model)  # second push: steady state
+        sync[name] = engine.last_sync_s
+        del engine
+
+    print(f"\nthroughput, {work}:")
+    for dtype in ("float32", "bfloat16"):
+        hf, vl = results[f"hf {dtype}"], results[f"vllm {dtype}"]
+        print(f"  {dtype:9s} HF {hf:8.0f} tok/s   vLLM {vl:8.0f} tok/s   vLLM/HF {vl / hf:5.2f}x")
+    print(f"vLLM startup: import {t_import:.1f} s (once per process); engine fp32 {startup['float32']:.1f} s "
+          f"(first generate of 2 x 8 tokens {first_call['float32']:.2f} s), bf16 {startup['bfloat16']:.1f} s "
+          f"(second engine in the process); weight push fp32 {sync['float32'] * 1e3:.0f} ms, "
+          f"bf16 {sync['bfloat16'] * 1e3:.0f} ms")
 
 
 def main() -> None:
@@ -122,67 +166,43 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--grpo-steps", type=int, default=6)
     ap.add_argument("--grpo-rounds", type=int, default=3)
+    ap.add_argument("--grpo-new-tokens", type=int, default=64)
     ap.add_argument("--skip-grpo", action="store_true")
-    ap.add_argument("--grpo-run", nargs=4, metavar=("BACKEND", "MODEL", "STEPS", "RUN_DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--grpo-run", nargs=5, metavar=("BACKEND", "MODEL", "STEPS", "NEW_TOKENS", "RUN_DIR"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     if args.grpo_run:  # the child process of grpo_step_seconds
-        backend, model, steps, run_dir = args.grpo_run
-        grpo_run(Path(model), backend, int(steps), Path(run_dir))
+        backend, model, steps, new_tokens, run_dir = args.grpo_run
+        grpo_run(Path(model), backend, int(steps), int(new_tokens), Path(run_dir))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
 
-    from rlvr.generation import VLLMOptions
-    from rlvr.generation.hf import HFGenerator
+    from rlvr.allocator import keep_freed_memory
 
+    keep_freed_memory()  # as the trainer does on CPU: both backends' runs below get it too
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tiny"
         tiny_model(path)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        g = torch.Generator().manual_seed(1)
-        prompts = torch.randint(2, VOCAB, (args.prompts, args.prompt_len), generator=g).tolist()
-        work = f"{args.prompts} prompts x {args.new_tokens} new tokens (prompt {args.prompt_len}), sampled, T=1"
-        t0 = time.perf_counter()
-        import vllm  # noqa: F401
-
-        t_import = time.perf_counter() - t0
-        from rlvr.generation.vllm import VLLMGenerator
-
-        results: dict[str, float] = {}
-        startup, sync = {}, {}
-        for dtype, name in ((torch.float32, "float32"), (torch.bfloat16, "bfloat16")):
-            model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
-            engine = VLLMGenerator(str(path), tokenizer, VLLMOptions(dtype=name, max_model_len=512))
-            startup[name] = engine.startup_s
-            hf = HFGenerator(model, tokenizer, batch_size=args.prompts)
-            best = throughput({"hf": hf, "vllm": engine}, prompts, args.new_tokens, args.repeats)
-            results.update({f"{k} {name}": v for k, v in best.items()})
-            engine.update_weights(model)
-            engine.update_weights(model)  # second push: steady state
-            sync[name] = engine.last_sync_s
-            del engine
-
-        print(f"\nthroughput, {work}:")
-        for dtype in ("float32", "bfloat16"):
-            hf, vl = results[f"hf {dtype}"], results[f"vllm {dtype}"]
-            print(f"  {dtype:9s} HF {hf:8.0f} tok/s   vLLM {vl:8.0f} tok/s   vLLM/HF {vl / hf:5.2f}x")
-        print(f"vLLM startup: import {t_import:.1f} s, engine fp32 {startup['float32']:.1f} s, "
-              f"bf16 {startup['bfloat16']:.1f} s; weight push fp32 {sync['float32'] * 1e3:.0f} ms, "
-              f"bf16 {sync['bfloat16'] * 1e3:.0f} ms")
-
+        if not args.skip_throughput:
+            throughput_part(args, path, tokenizer)
         if not args.skip_grpo:
-            print(f"\nGRPO ({args.grpo_rounds} rounds x {args.grpo_steps} steps, 8 prompts x 8 generations x <=64 "
-                  "tokens, one update per batch, kl 0, fp32, each run in a fresh process):")
-            times = {b: {"step": [], "rollout": [], "update": []} for b in ("hf", "vllm")}
+            print(f"\nGRPO ({args.grpo_rounds} rounds x {args.grpo_steps} steps, 8 prompts x 8 generations x "
+                  f"<={args.grpo_new_tokens} tokens, one update per batch, kl 0, fp32, each run in a fresh process):")
+            times = {b: {"step": [], "rollout": [], "update": [], "weight_sync": []} for b in ("hf", "vllm")}
             for rnd in range(args.grpo_rounds):  # alternate, so load from elsewhere hits both alike
                 for backend in ("hf", "vllm"):
-                    t, wall = grpo_step_seconds(path, backend, args.grpo_steps, Path(tmp) / f"runs{rnd}")
+                    t, wall = grpo_step_seconds(path, backend, args.grpo_steps, args.grpo_new_tokens,
+                                                Path(tmp) / f"runs{rnd}")
                     for k, v in t.items():
                         times[backend][k] += v
                     med = {k: statistics.median(v) for k, v in t.items()}
                     print(f"  {backend:5s} {med['step']:6.2f} s/step (rollout {med['rollout']:.2f}, update "
-                          f"{med['update']:.2f}; medians after the first step); whole run {wall:.1f} s")
+                          f"{med['update']:.2f}, weight push {med['weight_sync']:.2f}; medians after the first step); "
+                          f"whole run {wall:.1f} s")
             med = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
             print(f"  all rounds, medians: HF {med['hf']['step']:.2f} s/step (rollout {med['hf']['rollout']:.2f}), "
                   f"vLLM {med['vllm']['step']:.2f} s/step (rollout {med['vllm']['rollout']:.2f}); vLLM/HF rollout "
