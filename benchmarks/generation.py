@@ -83,14 +83,17 @@ def throughput(generators: dict, prompts: list[list[int]], new_tokens: int, repe
     return best
 
 
-def grpo_step_seconds(path: Path, backend: str, steps: int, new_tokens: int, run_dir: Path) -> tuple[dict[str, list[float]], float]:
+def grpo_step_seconds(
+    path: Path, backend: str, steps: int, new_tokens: int, run_dir: Path
+) -> tuple[dict[str, list[float]], float]:
     """Step/rollout/update seconds of each step after the first, and the run's wall seconds (setup included).
 
     Each run is a fresh process: one engine per training process, as in real use."""
     import subprocess
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--grpo-run", backend, str(path), str(steps), str(new_tokens), str(run_dir)], check=True)
+    args = [backend, str(path), str(steps), str(new_tokens), str(run_dir)]
+    subprocess.run([sys.executable, __file__, "--grpo-run", *args], check=True)
     wall = time.perf_counter() - t0
     from rlvr.metrics import read_metrics
 

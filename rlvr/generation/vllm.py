@@ -101,6 +101,9 @@ class VLLMGenerator:
                 enable_sleep_mode=opts.enable_sleep_mode and self.on_gpu,  # CPU: vLLM has no sleep mode
                 logprobs_mode="processed_logprobs",
             )
+        except Exception:
+            gc.unfreeze()  # the engine did not start: nothing of it to keep frozen, and the trainer's garbage must go
+            raise
         finally:
             torch.set_num_threads = set_threads
             torch.set_num_threads(threads)
