@@ -37,6 +37,7 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 VOCAB = 4096
+STEP_TIMES = ("step", "rollout", "update", "weight_sync")  # the trainer's time/* metrics, per GRPO step
 
 
 def byte_tokenizer() -> transformers.PreTrainedTokenizerFast:
@@ -99,7 +100,7 @@ def grpo_step_seconds(
 
     rows = read_metrics(run_dir / backend / "metrics.jsonl")
     rows = rows[1:] or rows  # the first step pays for lazy initialisation
-    return {k: [r[f"time/{k}"] for r in rows] for k in ("step", "rollout", "update", "weight_sync")}, wall
+    return {k: [r[f"time/{k}"] for r in rows] for k in STEP_TIMES}, wall
 
 
 def grpo_run(path: Path, backend: str, steps: int, new_tokens: int, run_dir: Path) -> None:
@@ -121,13 +122,12 @@ def grpo_run(path: Path, backend: str, steps: int, new_tokens: int, run_dir: Pat
 def throughput_part(args, path: Path, tokenizer) -> None:
     """Tokens/s of HF and vLLM in fp32 and bf16, engine startup and weight-push time; printed."""
     from rlvr.generation import VLLMOptions
+    from rlvr.generation.base import SamplingParams
     from rlvr.generation.hf import HFGenerator
 
     g = torch.Generator().manual_seed(1)
     prompts = torch.randint(2, VOCAB, (args.prompts, args.prompt_len), generator=g).tolist()
     work = f"{args.prompts} prompts x {args.new_tokens} new tokens (prompt {args.prompt_len}), sampled, T=1"
-    from rlvr.generation.base import SamplingParams
-
     t0 = time.perf_counter()
     from vllm import LLM  # noqa: F401  (`import vllm` alone is lazy and hides most of this)
 
@@ -195,7 +195,7 @@ def main() -> None:
         if not args.skip_grpo:
             print(f"\nGRPO ({args.grpo_rounds} rounds x {args.grpo_steps} steps, 8 prompts x 8 generations x "
                   f"<={args.grpo_new_tokens} tokens, one update per batch, kl 0, fp32, each run in a fresh process):")
-            times = {b: {"step": [], "rollout": [], "update": [], "weight_sync": []} for b in ("hf", "vllm")}
+            times = {b: {k: [] for k in STEP_TIMES} for b in ("hf", "vllm")}
             for rnd in range(args.grpo_rounds):  # alternate, so load from elsewhere hits both alike
                 for backend in ("hf", "vllm"):
                     t, wall = grpo_step_seconds(path, backend, args.grpo_steps, args.grpo_new_tokens,
