@@ -45,9 +45,10 @@ TASK = {"num_samples": 256, "seed": 0}
 
 
 def make_model(path: Path) -> None:
-    from rlvr.demo import build_model_dir
+    from rlvr.tiny_models import build_tiny_model
 
-    build_model_dir(path, seed=0)
+    path.mkdir(parents=True, exist_ok=True)
+    build_tiny_model("tiny-qwen2", path)  # a private copy: its generation config is changed below
     gc_file = path / "generation_config.json"
     gc = json.loads(gc_file.read_text())
     gc["min_new_tokens"] = NEW_TOKENS  # our HF backend generates with the model's generation config

@@ -16,73 +16,17 @@ from pathlib import Path
 
 from rlvr.config import ComponentConfig, TrainConfig
 from rlvr.metrics import read_metrics
-from rlvr.policy import load_tokenizer
 
 # sums of four digits; 70% of the SFT targets are bare answers and 30% step-by-step traces, so the warm-started
 # model has two habits and GRPO, rewarded only by the verifier, finds which one is right more often
 TASK = {"num_operands": 4, "min_value": 0, "max_value": 9, "ops": "+"}
 DIRECT_FRACTION = 0.7
 EVAL = {"num_problems": 300, "temperature": 1.0, "samples_per_problem": 4}
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-SPECIALS = ["<pad>", "<eos>", "<|user|>", "<|assistant|>", "<|system|>"]
-
-
-def build_tokenizer(texts: list[str]):
-    """A small BPE tokenizer trained on `texts`; digits stay single tokens so arithmetic stays learnable."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    # byte-level, so any text (code prompts too) round-trips; digits stay single tokens for arithmetic
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
-
-
-def build_model_dir(out: Path, seed: int) -> Path:
-    """A freshly initialised tiny Qwen2 and its tokenizer, saved as an HF model directory."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from tasks import get_task
-
-    # the tokenizer sees every symbol any arithmetic setting can produce
-    corpus = get_task("arithmetic", num_samples=2000, seed=seed, num_operands=3, max_value=99, ops="+-*")
-    texts = [s.prompt + s.meta["trace"] for s in corpus]
-    raw = build_tokenizer(texts)
-    raw.save_pretrained(out)
-    # size the model for the tokenizer as trainers load it: next to a qwen2 config, transformers loads it as a
-    # Qwen2Tokenizer, which adds special tokens of its own
-    Qwen2Config(vocab_size=len(raw)).save_pretrained(out)
-    tok = load_tokenizer(str(out))
-    cfg = Qwen2Config(
-        vocab_size=len(tok), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(cfg)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.save_pretrained(out)
-    return out
 
 
 def demo_configs(run_dir: Path, grpo_steps: int) -> tuple[TrainConfig, TrainConfig]:
     sft = TrainConfig(algorithm="sft", run_dir=str(run_dir / "sft"), seed=0, report_to=["jsonl"], save_every=0)
-    sft.model.name_or_path = str(run_dir / "init")
+    sft.model.name_or_path = "tiny-qwen2"  # built offline on first use (rlvr.tiny_models)
     sft.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 1, "split": "train",
                                               "direct_fraction": DIRECT_FRACTION, **TASK})  # fmt: skip
     sft.sft.batch_size, sft.sft.micro_batch_size, sft.sft.epochs, sft.sft.max_length = 64, 64, 4, 64
@@ -107,8 +51,9 @@ def run_demo(run_dir: str | Path = "runs/demo", grpo_steps: int | None = None) -
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
     sft_cfg, grpo_cfg = demo_configs(run_dir, grpo_steps or 240)
-    print(f"[1/3] building a tiny Qwen2 and a tokenizer trained here -> {run_dir / 'init'}")
-    build_model_dir(run_dir / "init", seed=0)
+    from rlvr.tiny_models import resolve_model_path
+
+    print(f"[1/3] a tiny Qwen2 and a tokenizer trained here (built once, cached) -> {resolve_model_path('tiny-qwen2')}")
     print("[2/3] SFT warm start on step-by-step arithmetic traces")
     sft_trainer.train(sft_cfg)
     print(f"[3/3] GRPO with the math verifier ({grpo_cfg.max_steps} steps of "

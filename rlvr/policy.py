@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from rlvr.losses import entropy_from_logits
+from rlvr.tiny_models import TINY_MODELS, resolve_model_path
 from rlvr.types import Message
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,7 +34,7 @@ class LoraConfig:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = ""  # local dir or hub name
+    name_or_path: str = ""  # local dir, hub name, or a tiny model built offline (`tiny-qwen2`, see rlvr.tiny_models)
     dtype: str = "float32"  # float32 | bfloat16 | float16
     lora: LoraConfig = field(default_factory=LoraConfig)
     gradient_checkpointing: bool = False
@@ -49,7 +50,7 @@ def _looks_local(path: str) -> bool:
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(name_or_path)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
     if tok.pad_token_id is None:  # decoder-only models often ship without one; padding is masked anyway
         tok.pad_token = tok.eos_token
     return tok
@@ -59,9 +60,12 @@ def load_policy(cfg: ModelConfig):
     """(model, tokenizer) for `cfg`. A missing local path is an error naming it."""
     from transformers import AutoModelForCausalLM
 
-    path = cfg.name_or_path
-    if not path:
-        raise ValueError("model.name_or_path is empty: give a local model directory or a hub name")
+    if not cfg.name_or_path:
+        raise ValueError(
+            "model.name_or_path is empty: give a local model directory, a hub name or a tiny model "
+            f"({', '.join(sorted(TINY_MODELS))})"
+        )
+    path = resolve_model_path(cfg.name_or_path)
     if _looks_local(path) and not os.path.isdir(os.path.expanduser(path)):
         raise FileNotFoundError(f"model.name_or_path: no model directory at {path!r}")
     if cfg.dtype not in DTYPES:

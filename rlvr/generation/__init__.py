@@ -51,8 +51,9 @@ def build_generator(cfg: GenerationConfig, model: torch.nn.Module, tokenizer, mo
         return HFGenerator(model, tokenizer, batch_size=cfg.batch_size)
     if cfg.backend == "vllm":
         from rlvr.generation.vllm import VLLMGenerator
+        from rlvr.tiny_models import resolve_model_path
 
-        return VLLMGenerator(model_path=model_path, tokenizer=tokenizer, options=cfg.vllm)
+        return VLLMGenerator(model_path=resolve_model_path(model_path), tokenizer=tokenizer, options=cfg.vllm)
     raise ValueError(f"generation.backend: {cfg.backend!r} is not one of 'hf', 'vllm'")
 
 

@@ -15,6 +15,16 @@ from rlvr.metrics import read_metrics
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("smoke_*.yaml")))
+def test_every_smoke_config_runs_with_no_overrides(config, tmp_path, monkeypatch):
+    """The README contract: `rlvr train configs/smoke_X.yaml` as written, from a fresh directory (its tiny model is
+    built offline into this session's cache)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(CONFIGS / config)]) == 0
+    outputs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert outputs, f"{config} wrote nothing under its run_dir"
+
+
 def test_grpo_smoke(tiny_model_dir, tmp_path):
     run = tmp_path / "grpo"
     rc = main(["train", str(CONFIGS / "smoke_grpo.yaml"), f"model.name_or_path={tiny_model_dir}", f"run_dir={run}"])

@@ -1,4 +1,4 @@
-"""Losses as pure functions: clipped policy gradient (PPO/GRPO/DAPO/Dr.GRPO), KL estimators, value loss,
+"""Policy-gradient family: clipped policy gradient (PPO/GRPO/DAPO/Dr.GRPO), KL estimators, value loss,
 masked NLL, loss aggregation, entropy from logits.
 
 What it does: per-token losses from log-probs the caller already computed, aggregated by `loss_agg_mode`,

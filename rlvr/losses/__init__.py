@@ -1,0 +1,29 @@
+"""Losses as pure functions, one module per family: tensors and named scalars in, `(loss, metrics)` out.
+
+- `rlvr.losses.policy`: clipped policy gradient (PPO/GRPO/DAPO/Dr.GRPO), KL estimators, value loss, masked NLL,
+  loss aggregation, entropy from logits.
+Later families (preference, reward models, distillation) get modules of their own beside it. Nothing here runs a
+model or computes advantages (`rlvr.advantages`).
+"""
+
+from rlvr.losses.policy import (
+    KL_ESTIMATORS,
+    LOSS_AGG_MODES,
+    aggregate,
+    entropy_from_logits,
+    kl_penalty,
+    policy_loss,
+    sft_loss,
+    value_loss,
+)
+
+__all__ = [
+    "KL_ESTIMATORS",
+    "LOSS_AGG_MODES",
+    "aggregate",
+    "entropy_from_logits",
+    "kl_penalty",
+    "policy_loss",
+    "sft_loss",
+    "value_loss",
+]
