@@ -122,10 +122,11 @@ def cached_logps(cache_dir: Path, name: str, key: dict[str, Any], compute: Calla
     (the main process writes; all processes call this). `wheres` name the rows in the error a non-finite value
     raises."""
     path = Path(cache_dir) / f"{name}-{key['key']}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location=accelerator.device)
-        if stored["key"] == key:
-            return stored["logps"], False
+    stored = torch.load(path, map_location=accelerator.device) if path.is_file() else None
+    usable = torch.tensor(float(stored is not None and stored["key"] == key), device=accelerator.device)
+    # all processes or none read it: `compute` gathers, so a process that alone recomputed would wait forever
+    if accelerator.reduce(usable, reduction="sum").item() == accelerator.num_processes:
+        return stored["logps"], False
     values = compute()
     bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
     if bad:
