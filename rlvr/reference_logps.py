@@ -1,9 +1,10 @@
 """Reference log-probs of a dataset, computed once before training and cached in the run directory.
 
 What it does:
-- `completion_logps`: sequence log-probs (`sum` or `mean`, see `rlvr.losses.preference.sequence_logps`) of
-  (prompt ids, completion ids) rows under a model, without gradient, in micro-batches sorted by length, each
-  process taking every world-th row and the results gathered, so every process ends with all of them.
+- `completion_logps`: sequence log-probs (`sum` or `mean`, see `rlvr.losses.preference.sequence_logps`) of items
+  of (prompt ids, completion ids) rows (a pair's chosen and rejected stay in one forward) under a model, without
+  gradient, in micro-batches sorted by length, each process taking every world-th item and the results gathered,
+  so every process ends with all of them.
 - `cached_logps`: the same, stored as `<cache_dir>/<name>-<key>.pt` under a key that hashes the reference model's
   weights, the tokenizer with its chat template, the encoded rows (the dataset content as the model sees it),
   `max_length` and the normalisation. A changed key recomputes; an unchanged one is read back (a resumed run
@@ -82,36 +83,38 @@ def tokenizer_fingerprint(tokenizer) -> str:
     })  # fmt: skip
 
 
-def rows_fingerprint(rows: list[Row]) -> str:
-    return _sha([[p, c] for p, c in rows])
-
-
-def cache_key(model_fp: str, tokenizer_fp: str, rows: list[Row], max_length: int, normalization: str) -> dict[str, Any]:
+def cache_key(model_fp: str, tokenizer_fp: str, items: list[list[Row]], max_length: int,
+              normalization: str) -> dict[str, Any]:
     """The parts of a reference cache key, and their hash under "key"."""
-    parts = {"model": model_fp, "tokenizer": tokenizer_fp, "rows": rows_fingerprint(rows), "max_length": max_length,
+    parts = {"model": model_fp, "tokenizer": tokenizer_fp, "rows": _sha(items), "max_length": max_length,
              "normalization": normalization}  # fmt: skip
     return {**parts, "key": _sha(parts)[:20]}
 
 
 @torch.no_grad()
-def completion_logps(model: torch.nn.Module, rows: list[Row], normalization: str, micro_batch_size: int,
+def completion_logps(model: torch.nn.Module, items: list[list[Row]], normalization: str, micro_batch_size: int,
                      pad_id: int, accelerator) -> Tensor:
-    """Sequence log-probs (N,) of `rows` under `model` (the caller puts it in reference mode); every process
-    computes rows[rank::world] and all get every value."""
+    """Sequence log-probs (N, k) of N items of k rows each (a pair: chosen and rejected) under `model`, without
+    gradient (the caller sets train/eval and reference mode). Each process takes items[rank::world], sorted by
+    length, `micro_batch_size` items per forward (an item's rows always together); all processes get every value.
+    The layout depends only on the items and `micro_batch_size`, so a policy scored the same way as its cached
+    reference, with the same weights, gets the same bits (held-out evaluation relies on this at step 0)."""
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    mine = list(range(rank, len(rows), world))
-    per_rank = -(-len(rows) // world)  # ceil: every process contributes a tensor of one length to the gather
-    out = torch.zeros(per_rank, dtype=torch.float32, device=device)
-    order = sorted(range(len(mine)), key=lambda i: len(rows[mine[i]][0]) + len(rows[mine[i]][1]))  # less padding
+    k = len(items[0])
+    mine = list(range(rank, len(items), world))
+    per_rank = -(-len(items) // world)  # ceil: every process contributes a tensor of one shape to the gather
+    out = torch.zeros(per_rank, k, dtype=torch.float32, device=device)
+    order = sorted(range(len(mine)), key=lambda i: sum(len(p) + len(c) for p, c in items[mine[i]]))  # less padding
     for start in range(0, len(order), micro_batch_size):
         local = order[start : start + micro_batch_size]
-        batch = collate([rows[mine[i]] for i in local], pad_id).to(device)
+        rows = [items[mine[i]][j] for j in range(k) for i in local]  # (k*n,): all first rows, then all second rows
+        batch = collate(rows, pad_id).to(device)
         logp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, batch.num_completion_tokens)
-        out[torch.tensor(local, device=device)] = sequence_logps(logp, batch.completion_mask, normalization)
-    gathered = accelerator.gather(out).view(world, per_rank)  # (world, per_rank)
-    result = torch.empty(len(rows), dtype=torch.float32, device=device)
+        out[torch.tensor(local, device=device)] = sequence_logps(logp, batch.completion_mask, normalization).view(k, -1).T
+    gathered = accelerator.gather(out).view(world, per_rank, k)
+    result = torch.empty(len(items), k, dtype=torch.float32, device=device)
     for r in range(world):
-        idx = list(range(r, len(rows), world))
+        idx = list(range(r, len(items), world))
         result[idx] = gathered[r, : len(idx)]
     return result
 
@@ -119,8 +122,8 @@ def completion_logps(model: torch.nn.Module, rows: list[Row], normalization: str
 def cached_logps(cache_dir: Path, name: str, key: dict[str, Any], compute: Callable[[], Tensor], accelerator,
                  wheres: list[str]) -> tuple[Tensor, bool]:
     """(values, computed now?) for `key`: read from `cache_dir/<name>-<key>.pt`, or `compute()`d and saved there
-    (the main process writes; all processes call this). `wheres` name the rows in the error a non-finite value
-    raises."""
+    (the main process writes; all processes call this). `wheres` name the items (the first axis of the values) in
+    the error a non-finite value raises."""
     path = Path(cache_dir) / f"{name}-{key['key']}.pt"
     stored = torch.load(path, map_location=accelerator.device) if path.is_file() else None
     usable = torch.tensor(float(stored is not None and stored["key"] == key), device=accelerator.device)
@@ -128,7 +131,7 @@ def cached_logps(cache_dir: Path, name: str, key: dict[str, Any], compute: Calla
     if accelerator.reduce(usable, reduction="sum").item() == accelerator.num_processes:
         return stored["logps"], False
     values = compute()
-    bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+    bad = (~torch.isfinite(values)).reshape(len(values), -1).any(-1).nonzero().flatten().tolist()
     if bad:
         rows = ", ".join(wheres[i] for i in bad[:5])
         raise ValueError(f"reference log-probs of {len(bad)} rows are not finite ({rows}): check the model's dtype")

@@ -90,10 +90,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     ref = ref_eval = None
     if dc.loss_type in NEEDS_REFERENCE:
         ref = pair_reference(rt, pairs, "train", normalization=norm, max_length=dc.max_length,
-                             micro_batch_size=2 * dc.micro_batch_size, fingerprint=st.fingerprint)  # fmt: skip
+                             micro_batch_size=dc.micro_batch_size, fingerprint=st.fingerprint)  # fmt: skip
         if held_out:
             ref_eval = pair_reference(rt, held_out, "eval", normalization=norm, max_length=dc.max_length,
-                                      micro_batch_size=2 * dc.micro_batch_size, fingerprint=st.fingerprint)  # fmt: skip
+                                      micro_batch_size=dc.micro_batch_size, fingerprint=st.fingerprint)  # fmt: skip
 
     def step(idx: list[int]) -> dict[str, float]:
         return dpo_update(rt, [pairs[i] for i in idx], ref[idx] if ref is not None else None, dc)

@@ -112,14 +112,13 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if not 1.0 <= ratio <= 4 / 3:
         log.warning("kto: desirable_weight*n_desirable / (undesirable_weight*n_undesirable) = %.3f (%d desirable, %d "
                     "undesirable); the KTO paper recommends [1, 4/3]", ratio, n_d, len(examples) - n_d)  # fmt: skip
-    mb = 2 * kc.micro_batch_size
-    ref = reference_logps(rt, [(e.prompt, e.completion) for e in examples], [e.where for e in examples],
-                          normalization="sum", max_length=kc.max_length, name="train", micro_batch_size=mb,
-                          fingerprint=st.fingerprint)  # fmt: skip
+    ref = reference_logps(rt, [[(e.prompt, e.completion)] for e in examples], [e.where for e in examples],
+                          normalization="sum", max_length=kc.max_length, name="train",
+                          micro_batch_size=2 * kc.micro_batch_size, fingerprint=st.fingerprint)[:, 0]  # fmt: skip
     ref_eval = None
     if held_out:
         ref_eval = pair_reference(rt, held_out, "eval", normalization="sum", max_length=kc.max_length,
-                                  micro_batch_size=mb, fingerprint=st.fingerprint)  # fmt: skip
+                                  micro_batch_size=kc.micro_batch_size, fingerprint=st.fingerprint)  # fmt: skip
     ref_model = frozen_initial_model(rt, st.fingerprint)
 
     def step(idx: list[int]) -> dict[str, float]:

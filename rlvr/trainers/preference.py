@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from rlvr.checkpoint import is_peft
 from rlvr.config import ComponentConfig, TrainConfig
-from rlvr.losses.preference import dpo_loss, pair_metrics, sequence_logps
+from rlvr.losses.preference import dpo_loss, pair_metrics
 from rlvr.policy import load_policy, load_tokenizer, token_logprobs
 from rlvr.preference_data import EncodedExample, EncodedPair, collate, encode_all
 from rlvr.reference_logps import (
@@ -126,30 +126,34 @@ def frozen_initial_model(rt: Runtime, fingerprint: str) -> torch.nn.Module | Non
     return model
 
 
-def reference_logps(rt: Runtime, rows: list[Row], wheres: list[str], *, normalization: str, max_length: int,
+def reference_logps(rt: Runtime, items: list[list[Row]], wheres: list[str], *, normalization: str, max_length: int,
                     name: str, micro_batch_size: int, fingerprint: str) -> Tensor:
-    """Reference log-probs (N,) of `rows`, read from the run's cache or computed once with the starting weights."""
-    key = cache_key(fingerprint, tokenizer_fingerprint(rt.tokenizer), rows, max_length, normalization)
+    """Reference log-probs (N, k) of N items of k rows, read from the run's cache or computed once with the
+    starting weights."""
+    key = cache_key(fingerprint, tokenizer_fingerprint(rt.tokenizer), items, max_length, normalization)
 
     def compute() -> Tensor:
         frozen = frozen_initial_model(rt, fingerprint) if rt.start_step > 0 else None
         model = frozen if frozen is not None else rt.policy
         with reference_mode(model):
-            return completion_logps(model, rows, normalization, micro_batch_size, rt.tokenizer.pad_token_id, rt.accelerator)
+            return completion_logps(model, items, normalization, micro_batch_size, rt.tokenizer.pad_token_id, rt.accelerator)
 
     values, computed = cached_logps(rt.run_dir / "ref_logps", name, key, compute, rt.accelerator, wheres)
     log.info("reference log-probs for %s: %s", name, "computed" if computed else "read from the run's cache")
     return values
 
 
+def pair_items(pairs: list[EncodedPair]) -> list[list[Row]]:
+    return [[(p.prompt, p.chosen), (p.prompt, p.rejected)] for p in pairs]
+
+
 def pair_reference(rt: Runtime, pairs: list[EncodedPair], name: str, *, normalization: str, max_length: int,
                    micro_batch_size: int, fingerprint: str) -> Tensor:
-    """Reference log-probs (N, 2) of pairs: [:, 0] chosen, [:, 1] rejected."""
-    rows = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
-    wheres = [p.where for p in pairs] * 2
-    flat = reference_logps(rt, rows, wheres, normalization=normalization, max_length=max_length, name=name,
-                           micro_batch_size=micro_batch_size, fingerprint=fingerprint)  # fmt: skip
-    return flat.view(2, len(pairs)).T
+    """Reference log-probs (N, 2) of pairs: [:, 0] chosen, [:, 1] rejected, laid out as `evaluate_pairs` lays
+    out the policy's (`micro_batch_size` pairs per forward)."""
+    return reference_logps(rt, pair_items(pairs), [p.where for p in pairs], normalization=normalization,
+                           max_length=max_length, name=name, micro_batch_size=micro_batch_size,
+                           fingerprint=fingerprint)  # fmt: skip
 
 
 def forward_logps(model: torch.nn.Module, rows: list[Row], pad_id: int, device) -> tuple[Tensor, Tensor]:
@@ -184,28 +188,22 @@ def evaluate_pairs(rt: Runtime, pairs: list[EncodedPair], ref: Tensor | None, *,
                    loss_type: str | None, micro_batch_size: int) -> dict[str, float]:
     """Held-out pair metrics under `eval/`: TRL's reward metrics (strict accuracy, margin, ties) and, given a DPO
     `loss_type`, its loss. Rewards are beta * (policy - reference) under `normalization` (beta * policy with no
-    reference, SimPO)."""
-    acc, model = rt.accelerator, rt.policy
-    keys = PAIR_KEYS + (("loss",) if loss_type else ())
-    sums = Sums(keys)
-    mine = list(range(acc.process_index, len(pairs), acc.num_processes))
+    reference, SimPO). The policy is scored in the very layout its reference was (`pair_reference` with the same
+    `micro_batch_size`), so before any update every pair ties exactly."""
+    model = rt.policy
     was_training = model.training
     model.eval()
-    for start in range(0, len(mine), micro_batch_size):
-        idx = mine[start : start + micro_batch_size]
-        rows = [(pairs[i].prompt, pairs[i].chosen) for i in idx] + [(pairs[i].prompt, pairs[i].rejected) for i in idx]
-        logp, mask = forward_logps(model, rows, rt.tokenizer.pad_token_id, acc.device)
-        pc, pr = sequence_logps(logp, mask, normalization).chunk(2)
-        rc, rr = (ref[idx, 0], ref[idx, 1]) if ref is not None else (None, None)
-        if loss_type:
-            loss, m = dpo_loss(pc, pr, rc, rr, loss_type=loss_type, beta=beta)
-            m["loss"] = loss
-        else:
-            m = pair_metrics(beta * (pc - rc), beta * (pr - rr))
-        for k in keys:
-            sums.add(k, m[k], len(idx))
+    policy = completion_logps(model, pair_items(pairs), normalization, micro_batch_size, rt.tokenizer.pad_token_id,
+                              rt.accelerator)  # fmt: skip
     model.train(was_training)
-    return {f"eval/{k}": v for k, v in sums.reduce(acc).items()}
+    pc, pr = policy[:, 0], policy[:, 1]
+    rc, rr = (ref[:, 0], ref[:, 1]) if ref is not None else (None, None)
+    if loss_type:
+        loss, m = dpo_loss(pc, pr, rc, rr, loss_type=loss_type, beta=beta)
+        m["loss"] = loss
+    else:
+        m = pair_metrics(beta * (pc - rc), beta * (pr - rr))
+    return {f"eval/{k}": float(v) for k, v in m.items()}
 
 
 def train_loop(rt: Runtime, n_rows: int, batch_size: int, total: int, step_fn: Callable[[list[int]], dict[str, float]],

@@ -71,8 +71,8 @@ def run(model_dir: str, out_dir: Path, algorithm: str) -> None:
         metrics = [dpo_update(rt, batch, ref, cfg.dpo) for _ in range(2)]
     else:
         batch, _ = encode_all(tok, unpair(pairs, seed=0)[:GLOBAL_BATCH], 64)
-        ref = reference_logps(rt, [(e.prompt, e.completion) for e in batch], [e.where for e in batch],
-                              normalization="sum", max_length=64, name="train", micro_batch_size=3, fingerprint=fp)
+        ref = reference_logps(rt, [[(e.prompt, e.completion)] for e in batch], [e.where for e in batch],
+                              normalization="sum", max_length=64, name="train", micro_batch_size=3, fingerprint=fp)[:, 0]
         ref_model = frozen_initial_model(rt, fp)
         metrics = [kto_update(rt, batch, ref, ref_model, cfg.kto) for _ in range(2)]
         # the KL reference point, unclamped, against a reference that differs from the policy from the start

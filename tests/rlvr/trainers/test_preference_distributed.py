@@ -31,7 +31,7 @@ def test_two_processes_update_like_one(runs, algo):
     r0, r1 = (torch.load(dist_dir / f"{algo}.rank{r}.pt") for r in (0, 1))
     assert (one["world"], r0["world"], r1["world"]) == (1, 2, 2)
     # the sharded reference pass gathers every row's value on every rank, in the single run's order
-    torch.testing.assert_close(r0["ref"], one["ref"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(r0["ref"], one["ref"], rtol=1e-6, atol=1e-5)  # other batches: float round-off
     torch.testing.assert_close(r1["ref"], r0["ref"], rtol=0, atol=0)
     if algo == "kto":
         assert set(one["labels"]) == {True, False}
