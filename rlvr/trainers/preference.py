@@ -51,8 +51,8 @@ def load_rows(cfg_task: ComponentConfig, tokenizer, max_length: int, skip: bool,
         raise ValueError(f"{what}.name={cfg_task.name!r} gives {type(data).__name__}, not preference data; "
                          "name a preference task ('preference', 'arithmetic_preference')")  # fmt: skip
     if unpaired_seed is None and not data.paired:
-        raise ValueError(f"{what} {data.name}: unpaired rows (prompt/completion/label) give no pairs; they train "
-                         "with algorithm: kto")  # fmt: skip
+        use = "they train with algorithm: kto" if what == "task" else "held-out evaluation compares pairs"
+        raise ValueError(f"{what} {data.name}: unpaired rows (prompt/completion/label) give no pairs; {use}")
     rows = unpair(data.pairs, unpaired_seed) if unpaired_seed is not None and data.paired else data.pairs or data.examples
     encoded, bad = encode_all(tokenizer, rows, max_length)
     check_bad_rows(data.bad + bad, skip, f"{what} {data.name}", skip_key)
