@@ -116,6 +116,16 @@ def test_parquet_and_limit(tmp_path):
     assert [p.chosen for p in data.pairs] == ["1", "2", "3"] and data.pairs[2].meta["where"] == f"{path}, row 3"
 
 
+def test_ultrafeedback_schema_from_parquet(tmp_path):
+    # trl-lib/ultrafeedback_binarized's schema: whole conversations as chosen/rejected (implicit prompt), scores
+    conv = lambda a: [USER, {"role": "assistant", "content": a}]  # noqa: E731
+    path = tmp_path / "uf.parquet"
+    pq.write_table(pa.Table.from_pylist([{"chosen": conv("4"), "rejected": conv("5"), "score_chosen": 9.0,
+                                          "score_rejected": 2.0}]), path)  # fmt: skip
+    (p,) = get_task("preference", path=str(path)).pairs
+    assert (p.prompt, p.chosen, p.rejected) == ([USER], conv("4")[1:], conv("5")[1:])
+
+
 def test_check_bad_rows_raises_or_skips(caplog):
     bad = [BadRow("f.jsonl, line 2", "chosen", "missing"), BadRow("f.jsonl, line 9", "rejected", "identical to chosen")]
     check_bad_rows([], skip=False, what="task", skip_key="dpo.skip_bad_rows")
