@@ -4,15 +4,22 @@ Both run in 2 worker processes over `benchmarks/data/math_*.jsonl`
 (completion, gold, label triples labelled by hand rules: `math_labelled` covers
 every answer form the verifier supports, false-positive traps and blow-up
 inputs; `math_heldout` is realistic MATH/GSM8K-style completions written later
-as a check on generalisation). Ours goes
+as a check on generalisation; `math_round2` the rules of issue #16, written
+before they were). `--peers` runs `benchmarks/data/peer_cases.jsonl` instead:
+the cases of other projects' grader test suites (Math-Verify, lighteval,
+NeMo-Skills, NeMo-RL, open-instruct, TRL, open-r1), each labelled with the
+verdict its authors expect and citing its source; there accuracy is agreement,
+a false positive is a case we grade right that the peer grades wrong, and the
+rows that do not apply (a peer option, another language) are skipped. Ours goes
 through the real `VerifierPool(num_workers=2)`; math-verify through a
 `ProcessPoolExecutor(2)` (its own `signal.alarm` timeouts work there because
 tasks run on the workers' main threads). Printed: accuracy, false-positive
-rate (wrong answers scored correct / all wrong), false-negative rate (right
-answers scored wrong / all right), errors, items/s, and p50/p99 per-item
-latency measured inside the workers.
+rate (wrong answers scored correct / all wrong) and count, false-negative rate
+(right answers scored wrong / all right), errors, items/s, and p50/p99/max
+per-item latency measured inside the workers.
 
     python benchmarks/math_verifier.py [--data benchmarks/data/math_labelled.jsonl ...] [--show 10]
+    python benchmarks/math_verifier.py --peers [--show 20]
 
 Needs `pip install math-verify` (the `bench` extra) for the baseline column.
 """
@@ -36,17 +43,20 @@ from rlvr.types import Sample
 from verifiers.pool import VerifierPool
 
 DATA = sorted((Path(__file__).parent / "data").glob("math_*.jsonl"))
+PEERS = Path(__file__).parent / "data" / "peer_cases.jsonl"
 
 
 def load(paths: list[Path]) -> list[dict]:
+    """The labelled rows that apply (a row with `"applies": false` documents a case we do not grade)."""
     rows = []
     for path in paths:
         for n, line in enumerate(path.read_text().splitlines(), 1):
             r = json.loads(line)
-            for key, typ in (("completion", str), ("gold", str), ("label", bool)):
-                if not isinstance(r.get(key), typ):
+            for key, typ in (("completion", str), ("gold", str), ("label", bool), ("applies", bool)):
+                if not isinstance(r.get(key, True), typ):
                     raise ValueError(f"{path}:{n}: field {key!r} must be {typ.__name__}, got {r.get(key)!r}")
-            rows.append(r)
+            if r.get("applies", True):
+                rows.append(r)
     return rows
 
 
@@ -103,15 +113,18 @@ def report(name: str, rows: list[dict], pred: list[bool], err: list[bool], lat: 
     m = {
         "accuracy": sum(p == y for p, y in zip(pred, labels)) / len(rows),
         "fp_rate": fp / max(neg, 1),
+        "fp": fp,
         "fn_rate": fn / max(pos, 1),
         "errors": sum(err),
         "items_per_s": len(rows) / wall,
         "p50_ms": lat_ms[len(lat_ms) // 2],
         "p99_ms": lat_ms[min(len(lat_ms) - 1, int(0.99 * len(lat_ms)))],
+        "max_ms": lat_ms[-1],
     }
     print(
-        f"{name:<12} acc {m['accuracy']:.3f}  FP {m['fp_rate']:.1%}  FN {m['fn_rate']:.1%}  errors {m['errors']:>3}  "
-        f"{m['items_per_s']:8.1f} items/s  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms"
+        f"{name:<12} acc {m['accuracy']:.3f}  FP {m['fp_rate']:.1%} ({fp})  FN {m['fn_rate']:.1%}  errors "
+        f"{m['errors']:>3}  {m['items_per_s']:8.1f} items/s  p50 {m['p50_ms']:6.2f} ms  p99 {m['p99_ms']:7.2f} ms  "
+        f"max {m['max_ms']:7.1f} ms"
     )
     return m
 
@@ -120,10 +133,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, nargs="+", default=DATA, help="labelled jsonl files (default: all math_*.jsonl)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--peers", action="store_true", help=f"agreement with other projects' tests ({PEERS.name})")
     ap.add_argument("--show", type=int, default=0, help="print up to N disagreements with the labels per verifier")
     a = ap.parse_args()
-    rows = load(a.data)
-    names = ", ".join(p.name for p in a.data)
+    paths = [PEERS] if a.peers else a.data
+    rows = load(paths)
+    names = ", ".join(p.name for p in paths)
     print(f"{len(rows)} labelled items ({sum(r['label'] for r in rows)} correct) from {names}; {a.workers} workers each")
     results = {"ours": run_ours(rows, a.workers)}
     try:
@@ -137,8 +152,9 @@ def main() -> None:
     for name, (pred, err, _, _) in results.items():
         wrong = [(r, p) for r, p in zip(rows, pred) if p != r["label"]][: a.show]
         for r, p in wrong:
-            print(f"  [{name}] {r.get('category', '?')}: gold {r['gold']!r} label {r['label']} got {p}: "
-                  f"{r['completion'][-90:]!r}")
+            where = r.get("source", r.get("category", "?"))
+            print(f"  [{name}] {where}: gold {r['gold'][-60:]!r} label {r['label']} got {p}: {r['completion'][-90:]!r}"
+                  + (f"  ({r['note']})" if "note" in r else ""))
 
 
 if __name__ == "__main__":

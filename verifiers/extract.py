@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+(?=[^\s{])")
+_BRACE = re.compile(r"(?<!\\)[{}]")
 _CHAT_TURN = re.compile(r"<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|</s>")
 _COURTESY = re.compile(
     r"\s*(?:I hope (?:it|this|that) (?:is|was) (?:correct|right|helpful)|(?:I )?hope (?:this|it) helps|"
@@ -67,15 +68,11 @@ def _box_spans(text: str) -> tuple[list[tuple[int, int, str]], bool]:
                 out.append((m.start(), m.end() + rest.end(), rest.group(0)))
             continue
         depth, start = 1, m.end()
-        for k in range(start, len(text)):
-            c = text[k]
-            if c == "{" and text[k - 1] != "\\":
-                depth += 1
-            elif c == "}" and text[k - 1] != "\\":
-                depth -= 1
-                if depth == 0:
-                    out.append((m.start(), k + 1, text[start:k]))
-                    break
+        for b in _BRACE.finditer(text, start):  # the regex skips everything but braces at C speed
+            depth += 1 if b.group(0) == "{" else -1
+            if depth == 0:
+                out.append((m.start(), b.end(), text[start : b.start()]))
+                break
         else:
             unclosed = True
     return out, unclosed
@@ -191,6 +188,8 @@ def _finished(sentence: str) -> bool:
 def _close_at_end(text: str) -> str | None:
     """`... \\boxed{\\frac{3}{4` with its braces (and `$`) closed: an unclosed box or fraction at the very end."""
     t = text.rstrip()
+    if t.count("{") - t.count("\\{") <= t.count("}") - t.count("\\}"):
+        return None  # every brace is closed (the common case, counted without a Python loop)
     stack: list[int] = []
     for i, c in enumerate(t):
         if c in "{}" and i > 0 and t[i - 1] == "\\":
@@ -231,8 +230,10 @@ def _prepare(completion: str) -> tuple[str | None, str]:
         text = answers[-1]
     elif "<answer>" in text:
         return None, "unclosed_answer_tag"
+    head, tail = text[:-300], text[-300:]  # courtesies end the text: no need to scan a long one from the start
     for _ in range(3):  # "... I hope it is correct. Hope this helps!"
-        text = _COURTESY.sub("", text)
+        tail = _COURTESY.sub("", tail)
+    text = head + tail
     return (_close_at_end(text) or text), ""
 
 
