@@ -7,25 +7,31 @@ syscalls instead of a new interpreter. Speaks pickle on two pipes: it reads
 `(program, tests, Limits, isolated)` and writes an `ExecResult`. The first
 message it writes is its hello: `(ok, reason)` from a probe run, so a host
 where isolation cannot be set up is known before any real program runs. It
-exits when its request pipe closes. A root worker first moves itself into a
-private, read-only mount namespace with home directories hidden.
+exits when its request pipe closes, and when the process that owns it dies
+(even killed, even mid-run: the run is killed first, within ~0.1 s). A root
+worker first moves itself into a private, read-only mount namespace with home
+directories hidden.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import sys
 
 from sandbox import isolate
 from sandbox.base import Limits
-from sandbox.runner import CLEAN_ENV, execute
+from sandbox.runner import CLEAN_ENV, execute, owner_gone
 
 # Imported once here so that programs importing them pay nothing (fork shares them). Not hashlib
 # (OpenSSL) nor threading: a bigger or hook-laden worker makes every fork slower than they save.
 PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
            "random", "fractions", "decimal", "statistics", "copy", "operator", "datetime", "json",
            "socket", "traceback", "errno", "array", "dataclasses", "enum")
+
+
+OWNER_CHECK_S = 0.2  # how often an idle worker checks that its pool's process still exists
 
 
 def main() -> None:
@@ -45,12 +51,20 @@ def main() -> None:
     replies.flush()
     if not ok:
         return
+    owner = (requests.fileno(), os.getppid())
     while True:
+        # wait for the next request, but not for a pool whose process has died (killed, it never closes us)
+        while not select.select([owner[0]], [], [], OWNER_CHECK_S)[0]:
+            if owner_gone(*owner):
+                return
         try:
             program, tests, limits, want_isolated = pickle.load(requests)
         except EOFError:
             return
-        result = execute(program, tests, limits, isolated=want_isolated and isolated)
+        # the pool sends one request and waits for its reply, so nothing is left unread in the buffer here
+        result = execute(program, tests, limits, isolated=want_isolated and isolated, owner=owner)
+        if owner_gone(*owner):
+            return  # the run was killed with its owner; no one is left to read the result
         pickle.dump(result, replies)
         replies.flush()
 

@@ -30,6 +30,7 @@ import collections
 import importlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from typing import Any
 from rlvr.types import Sample
 from verifiers.base import Verdict
 
+OWNER_CHECK_MS = 100  # how often a worker checks that its pool's process still exists
 STARTUP_TIMEOUT_S = 120.0  # importing sympy on a loaded machine can take a while; a worker never ready is a bug
 
 
@@ -220,11 +222,17 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str, memory_mb: int =
 
     parent = os.getppid()
 
-    def watchdog() -> None:  # a worker stuck in a verifier must not outlive a pool that died without closing it
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(0)
+    def watchdog() -> None:
+        # a worker stuck in a verifier must not outlive a pool that died without closing it (killed, it never
+        # does): when the pool's end of the pipe hangs up or this process is re-parented, the worker's whole
+        # process group goes at once, with whatever its verifier started (a sandbox worker, a `sleep`)
+        hangup = select.poll()
+        hangup.register(read_fd, select.POLLHUP | select.POLLERR)
+        while not hangup.poll(OWNER_CHECK_MS) and os.getppid() == parent:
+            pass
+        if os.getpgrp() == os.getpid():  # started with a session of its own, as _Worker does
+            os.killpg(0, signal.SIGKILL)
+        os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True).start()
     recv_conn = Connection(read_fd, writable=False)
