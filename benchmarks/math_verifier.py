@@ -20,6 +20,7 @@ per-item latency measured inside the workers.
 
     python benchmarks/math_verifier.py [--data benchmarks/data/math_labelled.jsonl ...] [--show 10]
     python benchmarks/math_verifier.py --peers [--show 20]
+    python benchmarks/math_verifier.py --bombs     # inputs shaped to blow up, timed in process
 
 Needs `pip install math-verify` (the `bench` extra) for the baseline column.
 """
@@ -129,13 +130,47 @@ def report(name: str, rows: list[dict], pred: list[bool], err: list[bool], lat: 
     return m
 
 
+# shaped to blow up: each must be refused (or compared) fast and score 0
+BOMBS = [
+    "99999!!", "99999!", "(99999!)!", "(400!)!", "1000!!", "10^{1000}!", "10^{10^{10}}", "2^{2^{2^{2^{2}}}}", "9^{9^{9}}",
+    "e^{e^{e^{10}}}", "x^{x^{x^{x}}}", r"\sin(10^{300})", "10^{1000}", r"\binom{10000}{5000}^{100}",
+    r"\sqrt{" * 35 + "2" + "}" * 35, "(" * 38 + "1" + ")" * 38, r"\frac{1}{" * 30 + "2" + "}" * 30, "(10^{7})!",
+    r"\sum_{k=1}^{10^{9}} k", r"\sum_{k=1}^{200} k^{k}", r"\sum_{k=1}^{100} k^{k^{k}}",
+    r"(1+\frac{1}{10^{100}})^{10^{100}}", r"\log(10^{1000}!)",
+    "(x+y+z)^{200}", r"\sin^{1000} x", ",".join(map(str, range(49))),
+    ",".join(f"({a},{b})" for a in range(1, 4) for b in range(1, 10)),
+    r"\begin{pmatrix}1&2\\3&4\end{pmatrix}" * 6, r"|x| > 10^{300}", r"\mathbb{R} \setminus \{" + ",".join(map(str, range(20))) + r"\}",
+]  # fmt: skip
+BOMB_GOLDS = ["1", "x", "\\frac{1}{2}", "x^2+1", "(1,2)", "\\{1,2,3\\}", "[0,1)"]
+
+
+def run_bombs() -> None:
+    """Every bomb against every gold, and as the gold, in this process: the slowest calls."""
+    from verifiers.math_equiv import math_verifier, warm_up
+
+    warm_up()  # as a pool worker does before it says it is ready
+    calls = [(f"\\boxed{{{b}}}", g) for b in BOMBS for g in BOMB_GOLDS] + [("\\boxed{1}", b) for b in BOMBS]
+    timed = []
+    for completion, gold in calls:
+        t = time.perf_counter()
+        v = math_verifier(completion, Sample(id="bomb", prompt="", reference=gold))
+        timed.append((time.perf_counter() - t, completion[:50], gold[:20], v.correct))
+    timed.sort(reverse=True)
+    print(f"{len(calls)} calls in process; scored correct: {sum(t[3] for t in timed)}; the slowest:")
+    for dt, completion, gold, ok in timed[:5]:
+        print(f"  {dt * 1000:7.1f} ms  {completion!r} gold {gold!r} correct={ok}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, nargs="+", default=DATA, help="labelled jsonl files (default: all math_*.jsonl)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--peers", action="store_true", help=f"agreement with other projects' tests ({PEERS.name})")
+    ap.add_argument("--bombs", action="store_true", help="time inputs shaped to blow up, in process, and stop")
     ap.add_argument("--show", type=int, default=0, help="print up to N disagreements with the labels per verifier")
     a = ap.parse_args()
+    if a.bombs:
+        return run_bombs()
     paths = [PEERS] if a.peers else a.data
     rows = load(paths)
     names = ", ".join(p.name for p in paths)

@@ -258,6 +258,16 @@ def _approximation_agrees(pn: Norm) -> bool:
     return exact is not None and bool(abs(exact - sympy.Float(pn.approx_of, 30)) <= sympy.Rational(1, 10**places))
 
 
+def warm_up() -> None:
+    """Run each comparison path once (sympy builds caches and imports lazily: a cold first call is slow)."""
+    for pred, gold in (
+        ("\\frac{1}{2}+\\sqrt{2}x", "x\\sqrt{2}+0.5"), ("\\sqrt{3}/2", "0.866"), ("x+y=2", "2x+2y=4"),
+        ("0 \\le x < 1", "[0,1)"), ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(1,2)"), ("\\sin^2 x", "1-\\cos^2 x"),
+        ("e^{i\\pi}", "-1"), ("\\{1,2\\}", "2, 1"), ("(x+1)^2", "x^2+2x+1"), ("-x > -1", "x < 1"), ("\\ln x^2", "2\\ln x"),
+    ):  # fmt: skip
+        judge(pred, gold)
+
+
 def _boxes_as_parts(boxes: list[str], reference: str) -> bool:
     """Do the boxes, in order, make up a gold answer with that many parts?"""
     gold = _gold(reference)[1]

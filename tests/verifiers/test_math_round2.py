@@ -205,3 +205,6 @@ def test_products_commute_inside_a_sum_but_other_sums_differ() -> None:
     assert expr_equal(a, parse_expr_latex(r"\sum_{k=1}^{n} a_k k"))
     assert not expr_equal(a, parse_expr_latex(r"\sum_{k=1}^{n} a_k"))
     assert parse_expr_latex(r"\sum_{k=1}^{10} k") == 55
+    # a term whose exponent grows with k is never expanded (100^{100^{100}} would not end): kept as the sum
+    assert isinstance(parse_expr_latex(r"\sum_{k=1}^{100} k^{k^{k}}"), sympy.Sum)
+    assert not grade(r"\boxed{\sum_{k=1}^{100} k^{k^{k}}}", "1")
