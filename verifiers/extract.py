@@ -306,7 +306,8 @@ def _stated_after(tail: str) -> str | None:
     if not _ANSWER_IS.search(tail) or _looks_truncated(tail):
         return None
     ex = extract_answer(tail)
-    if ex.pred and ex.reason == "answer_is" and re.search(r"\d|\\[a-zA-Z]|" + _NUMBER_WORDS, ex.pred):
+    negated = re.match(r"(?:not|never)\b", ex.pred or "")  # "\boxed{12}. Note: the answer is not 13."
+    if ex.pred and ex.reason == "answer_is" and not negated and re.search(r"\d|\\[a-zA-Z]|" + _NUMBER_WORDS, ex.pred):
         return ex.pred
     return None
 

@@ -149,7 +149,9 @@ class _Parser:
         return self.power()
 
     def _starts_atom(self, t: tuple[str, str]) -> bool:
-        return t[0] in ("num", "word") or t[1] in ("(", "{", "\\{") or (
+        # a "|" opens |x| (as in 2|x|) when an even number of them is left, else it closes the one that is open
+        opens_abs = t[1] == "|" and sum(1 for k in self.toks[self.i :] if k[1] == "|") % 2 == 0
+        return t[0] in ("num", "word") or t[1] in ("(", "{", "\\{") or opens_abs or (
             t[0] == "cmd" and t[1] not in _MULOPS and t[1] not in ("\\}", "\\|", "\\rfloor", "\\rceil")
         )
 

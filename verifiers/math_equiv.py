@@ -213,6 +213,9 @@ def judge(pred: str, reference: str) -> tuple[bool, str]:
     if (gn.percent and pn.currency) or (gn.currency and pn.percent):
         return False, "percent_vs_currency"
     if gn.choice is not None:
+        letters = set(re.findall(r"(?<![A-Za-z\\])\(?([A-E])\)?(?![A-Za-z])", pred))
+        if len(letters) > 1 and not re.search(r"n't|\bnot\b", pred):
+            return False, "hedged"  # "(A) or (B)" names two options (but "D, it can't be A or B" names one)
         with_value = re.fullmatch(r"\(?[A-E]\)\s*(\S.*)", gn.text)
         if pn.choice is None and with_value:  # "18" for "(D) 18"
             return judge(pred, with_value.group(1))[0], "choice_value"

@@ -211,7 +211,9 @@ def _number_words_first(s: str) -> str:
     body = m.group(2) if m else s
     if (frac := _fraction_words(body)) is not None:
         return sign + frac
-    w = re.fullmatch(rf"(?i)({_NUMBER_WORD}(?:[\s-]+(?:and\s+)?{_NUMBER_WORD})*)(\s+[a-zA-Z][a-zA-Z ]*)?", body)
+    # a noun or unit may follow ("seven apples", "twelve dollars"), a phrase may not ("one of the roots")
+    w = re.fullmatch(rf"(?i)({_NUMBER_WORD}(?:[\s-]+(?:and\s+)?{_NUMBER_WORD})*)"
+                     r"(\s+(?!(?:of|the|a|an|or|and|in|to|more|less|than)\b)[a-zA-Z]+(?:\s+[a-zA-Z]+)?)?", body)
     if not w or (n := words_to_number(w.group(1))) is None:
         return s
     return sign + str(n) + (w.group(2) or "")

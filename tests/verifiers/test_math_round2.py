@@ -51,6 +51,8 @@ def grade(completion: str, gold: str) -> bool:
         (r"1 - \frac{1}{e}", r"1 + \frac{1}{e}"),
         (r"\frac{1}{12}", "0.0833"),
         ("(1,3)", "{1,3}"),  # a set is not an ordered pair
+        ("A", "(A) or (B)"),  # two options named: a hedge
+        ("1", "one of the roots"),  # a number word opening a phrase is not the number
     ],
 )
 def test_wrong_answers_stay_wrong(gold: str, pred: str) -> None:
@@ -112,6 +114,7 @@ def test_wrong_answers_stay_wrong(gold: str, pred: str) -> None:
         ("$21,16$ or $11$", "21,16,11"),
         (r"\\frac{\\pi}{2}", r"\frac{\pi}{2}"),  # a doubled backslash (text escaped twice)
         ("185", "185\\"),
+        ("2|x|", r"2\sqrt{x^2}"),  # |x| after a factor opens an absolute value
     ],
 )
 def test_equivalent_answers_are_accepted(gold: str, pred: str) -> None:
@@ -124,6 +127,7 @@ def test_equivalent_answers_are_accepted(gold: str, pred: str) -> None:
         ("So the answer is $\\boxed{12}$. Wait, I double counted. Subtracting it, the answer is 11.", "11"),
         ("We get $\\boxed{6}$. Actually, I made an error: the final answer is $\\boxed{8}$.", "8"),
         ("Therefore the answer is $\\boxed{12}$. This is the number of pairs.", "12"),
+        ("So $\\boxed{12}$. Note: the answer is not 13.", "12"),  # a negation after the box restates nothing
         ("Setting $k^2 = 49$ with $k>0$, so the value of $k$ is 7.", "7"),
         ("The value of $x$ is 5 when $y = 2$.", "5"),
         ("There are 6 outcomes and 4 are favourable, so the probability is 2/3.", "2/3"),
