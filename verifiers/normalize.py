@@ -166,9 +166,12 @@ def normalize(answer: str) -> Norm:
         elif len(base) >= 3 and " " in m.group(0).strip() and words_to_number(base) is None:
             s = m.group(1).strip()  # "18 apples": a noun, not a unit a grader would check
     currency = currency or unit in ("dollar", "cent")
-    # thousands separators: 1,000 and 12,345.5 (but not the list "1,2", nor "(1,100)", a pair)
-    s = _outside_brackets(s, lambda t: re.sub(
-        r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])", lambda m: m.group(1).replace(",", ""), t))
+    # thousands separators: 1,000 and 12,345.5 (but not the list "1,2", nor "(1,100)", a pair); inside brackets
+    # only where ", " separates the elements: "[1,000, 2,000]" is [1000, 2000]
+    thousands = r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?!\d|,\d)"
+    s = _outside_brackets(s, lambda t: re.sub(thousands, lambda m: m.group(1).replace(",", ""), t))
+    if re.search(r",\s", s) and not re.search(r",(?=\S)(?!\d{3}(?!\d))", s):  # every unspaced comma groups digits
+        s = re.sub(thousands, lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"(?<![\d.])(\d{1,3}(?:\s\d{3})+)(?![\d])", lambda m: m.group(1).replace(" ", ""), s)
     # repeating decimals: 0.\overline{3}, 0.1\overline{6}, 0.\dot{3}, 0.333...
     s = re.sub(r"(\d*)\.(\d*)\\(?:overline|dot)\{(\d+)\}", _repeating, s)

@@ -64,6 +64,8 @@ def test_wrong_answers_stay_wrong(gold: str, pred: str) -> None:
     [
         ("(1,100)", "(1,100)"),
         ("12102", "12,102"),
+        ("[1000, 2000]", "[1,000, 2,000]"),  # inside brackets, where ", " separates the elements
+        ("1000, 2000", "1,000, 2,000"),
         ("k = 7", "7"),  # the named quantity's value
         ("AB = 13", "13"),
         ("|AB| = 1", "1"),
