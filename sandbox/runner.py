@@ -74,12 +74,9 @@ class _Run:
 
 
 def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
-            owner: tuple[int, int] | None = None) -> ExecResult:
-    """Run `program` then `tests`; never raises for anything the program does.
-
-    `owner`: (the worker's request pipe, the pid of the process that owns the worker). When that process is
-    gone (the pipe hung up, or the worker was re-parented) the run is killed at once and the result says so.
-    """
+            owner_gone: Callable[[], bool] | None = None) -> ExecResult:
+    """Run `program` then `tests`; never raises for anything the program does. When `owner_gone()` turns true
+    (checked at least every 0.1 s), the run is killed at once: no one is left to want its result."""
     nonce = os.urandom(16).hex()  # not `secrets`: it loads OpenSSL, and a bigger worker forks slower
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -122,7 +119,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
     stop_reason = ""
     deadline = t0 + limits.timeout_s
     init_done = False
-    watching = [*bufs, pidfd] + ([owner[0]] if owner else [])
+    watching = [*bufs, pidfd]
     next_memory_check = t0 + MEMORY_CHECK_S
     while not init_done:
         now = time.monotonic()
@@ -130,7 +127,7 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
         if left <= 0:
             stop_reason = "timeout"
             break
-        if owner and owner_gone(*owner):
+        if owner_gone is not None and owner_gone():
             stop_reason = "owner-gone"
             break
         if now >= next_memory_check:
@@ -144,8 +141,6 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
             if fd == pidfd:
                 init_done = True
                 continue
-            if owner and fd == owner[0]:
-                continue  # checked at the top of the loop (the pool sends nothing while a run is on)
             n = _read_into(fd, bufs[fd], limits)
             if n == 0:
                 watching.remove(fd)  # end of file: it would stay readable and spin the loop
@@ -170,14 +165,6 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
     if map_error:
         return ExecResult(False, "sandbox-error", "", "", duration, detail=map_error)
     return _classify(stop_reason, nonce, out, err, rep, ctl, wait_status, duration, limits)
-
-
-def owner_gone(fd: int, owner_pid: int) -> bool:
-    """The process that owns this worker has exited: its end of the request pipe hung up (or, if a child of it
-    still holds that end, this process was re-parented)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLHUP | select.POLLERR)
-    return bool(poller.poll(0)) or os.getppid() != owner_pid
 
 
 def _make_workdir() -> str:
@@ -240,13 +227,13 @@ def _sandboxed(run: _Run, go_r: int) -> int:
     devnull, out_w, err_w, rep_w, ctl_w = run.fds
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores signals it has no handler for
     try:
-        _die_with_worker(run.isolated)
+        isolate.die_with_parent(run.isolated)  # W gone: the whole run goes
         os.setsid()  # a session of its own: the program's kill(0) reaches nothing outside the run
         if run.isolated:
             if os.read(go_r, 1) != b"g":
                 raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
             isolate.become_inside_user()
-            _die_with_worker(run.isolated)  # changing credentials cleared the death signal: set it again
+            isolate.die_with_parent(run.isolated)  # changing credentials cleared the death signal: again
             isolate.setup_filesystem(run.limits, run.worker_prepared)
         else:
             os.chdir(run.workdir)
@@ -270,16 +257,6 @@ def _sandboxed(run: _Run, go_r: int) -> int:
             break
     os.write(ctl_w, f"exit {status}\n".encode())
     return 0
-
-
-def _die_with_worker(isolated: bool) -> None:
-    """W gone: the whole run goes. Isolated, init is PID 1 of the run's namespace and its death takes everything;
-    unsafe, init first kills its process group (the harness and what the program forked) and with it itself."""
-    if isolated:
-        isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL)
-        return
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-    isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _harness_process(run: _Run) -> int:

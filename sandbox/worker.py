@@ -22,7 +22,7 @@ import sys
 
 from sandbox import isolate
 from sandbox.base import Limits
-from sandbox.runner import CLEAN_ENV, execute, owner_gone
+from sandbox.runner import CLEAN_ENV, execute
 
 # Imported once here so that programs importing them pay nothing (fork shares them). Not hashlib
 # (OpenSSL) nor threading: a bigger or hook-laden worker makes every fork slower than they save.
@@ -51,19 +51,24 @@ def main() -> None:
     replies.flush()
     if not ok:
         return
-    owner = (requests.fileno(), os.getppid())
+    owner_pid, hangup = os.getppid(), select.poll()
+    hangup.register(requests.fileno(), select.POLLHUP | select.POLLERR)
+
+    def owner_gone() -> bool:  # its end of the request pipe hung up, or (a child of it holds that end) we moved
+        return bool(hangup.poll(0)) or os.getppid() != owner_pid
+
     while True:
         # wait for the next request, but not for a pool whose process has died (killed, it never closes us)
-        while not select.select([owner[0]], [], [], OWNER_CHECK_S)[0]:
-            if owner_gone(*owner):
+        while not select.select([requests.fileno()], [], [], OWNER_CHECK_S)[0]:
+            if owner_gone():
                 return
         try:
             program, tests, limits, want_isolated = pickle.load(requests)
         except EOFError:
             return
         # the pool sends one request and waits for its reply, so nothing is left unread in the buffer here
-        result = execute(program, tests, limits, isolated=want_isolated and isolated, owner=owner)
-        if owner_gone(*owner):
+        result = execute(program, tests, limits, isolated=want_isolated and isolated, owner_gone=owner_gone)
+        if owner_gone():
             return  # the run was killed with its owner; no one is left to read the result
         pickle.dump(result, replies)
         replies.flush()
