@@ -13,10 +13,10 @@ Modules: `estimators` (pure pass@k, maj@k, stderr), `bootstrap` (intervals), `ro
 from rlvr.evaluate.estimators import default_ks, maj_at_k, mean_stderr, pass_at_k
 from rlvr.evaluate.report import write_outputs
 from rlvr.evaluate.rows import EvalRow, read_rows
-from rlvr.evaluate.run import evaluate, spec_from_config
+from rlvr.evaluate.run import check_samples, evaluate, spec_from_config
 from rlvr.evaluate.summary import EvalResult, EvalSpec, summarize
 
 __all__ = [
-    "EvalResult", "EvalRow", "EvalSpec", "default_ks", "evaluate", "maj_at_k", "mean_stderr", "pass_at_k",
+    "EvalResult", "EvalRow", "EvalSpec", "check_samples", "default_ks", "evaluate", "maj_at_k", "mean_stderr", "pass_at_k",
     "read_rows", "spec_from_config", "summarize", "write_outputs",
 ]  # fmt: skip

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import group_advantages
 from rlvr.config import TrainConfig
-from rlvr.evaluate import evaluate, spec_from_config, write_outputs
+from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outputs
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
 from rlvr.policy import Reference, token_logprobs
@@ -183,8 +183,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
     ref = Reference(rt.policy) if cfg.grpo.kl_coef > 0 else None
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
-    if eval_samples:  # checked before training: a bad eval block must not surface at the first evaluation
+    if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
         eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
+        check_samples(eval_samples, eval_spec)
     sampling = cfg.generation.sampling()
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
     result: dict[str, float] = {}

@@ -129,6 +129,20 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert "eval_spec.json: no such file" in capsys.readouterr().err
 
 
+def test_math500_from_a_local_file_is_broken_down_by_level_and_subject(tmp_path):
+    data = Path(__file__).resolve().parents[1] / "tasks" / "data" / "math500.json"  # the hub schema, 3 problems
+    run = tmp_path / "run"
+    assert main(["eval", SMOKE, f"run_dir={run}", "eval.task.name=math500", f"eval.task.args={{path: {data}}}",
+                 "verifier.name=math", "verifier.args={}", "eval.samples_per_problem=2", "eval.max_new_tokens=8",
+                 "eval.bootstrap=0"]) == 0  # fmt: skip
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["verifier"]["name"] == "math" and summary["metrics"]["num_problems"] == 3
+    assert sorted(summary["breakdown"]["level"]) == ["1", "2", "4"]
+    assert sorted(summary["breakdown"]["type"]) == ["Algebra", "Prealgebra", "Precalculus"]
+    assert summary["breakdown"]["level"]["4"]["num_problems"] == 1
+    assert "## By type" in (run / "summary.md").read_text()
+
+
 def test_lora_adapter_directory_evaluates_as_its_merged_model(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
