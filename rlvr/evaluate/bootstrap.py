@@ -2,7 +2,9 @@
 
 Each of `resamples` replicates draws the problems with replacement (level 1), then, for every problem drawn,
 its n samples with replacement (level 2, drawn afresh each time a problem is drawn), and recomputes every
-metric on that replicate. All metrics share the draws, so their intervals are consistent with each other
+metric on that replicate. Level 2 draws the count of correct samples directly, Binomial(n, c/n), which is
+what n draws with replacement give (the cost does not grow with n); a mean reward that is not the
+correctness draws the samples. All metrics share the draws, so their intervals are consistent with each other
 (pass@2 <= pass@4 in every replicate), and the draws depend only on the seed and the problems, so a rescore
 reproduces the interval bit for bit.
 

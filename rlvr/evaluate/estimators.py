@@ -100,7 +100,12 @@ def maj_at_k_groups(groups: tuple[tuple[int, float], ...], no_answer: int, k: in
         top = max((c for c, _ in groups), default=0)
         tied = [corr for c, corr in groups if c == top]
         return sum(tied) / len(tied) if top > 0 else 0.0
-    parts: list[tuple[int, float | None]] = [*groups, (no_answer, None)]
+    right = [g for g in groups if g[1] > 0]
+    if not right:
+        return 0.0
+    # groups that score first: once they are placed, a state whose tied groups score nothing can never score
+    # again (a later leader or tie adds 0), so it is dropped; what remains is tiny even for n = 64
+    parts: list[tuple[int, float | None]] = [*right, *(g for g in groups if g[1] <= 0), (no_answer, None)]
     left = [sum(c for c, _ in parts[i:]) for i in range(len(parts) + 1)]  # samples in groups i, i+1, ...
     # (drawn, top, tied) -> [ways, ways-weighted sum of the tied groups' correctness]
     states: dict[tuple[int, int, int], list] = {(0, 0, 0): [1, 0.0]}
@@ -120,7 +125,7 @@ def maj_at_k_groups(groups: tuple[tuple[int, float], ...], no_answer: int, k: in
                 slot = new.setdefault(key, [0, 0.0])
                 slot[0] += ways * w
                 slot[1] += add
-        states = new
+        states = new if i + 1 < len(right) else {key: v for key, v in new.items() if v[1] != 0}
     total = sum(s / tied for (drawn, _, tied), (_, s) in states.items() if drawn == k and tied > 0)
     return total / math.comb(n, k)
 
