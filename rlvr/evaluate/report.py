@@ -8,7 +8,8 @@
   95% intervals, the breakdown by meta field, n, k and the generation config;
 - `summary.md`: the same as tables a person pastes into a report;
 - `pass_at_k.png` (pass@k and maj@k against k, log-x, with the intervals) and `accuracy_by_length.png`
-  (accuracy per completion-length bucket, with counts), unless `plots=False`.
+  (accuracy per length bucket of the completions that stopped, and of the truncated ones apart, with
+  counts), unless `plots=False`.
 Files are written whole (temporary file, then rename). No timing goes into summary.json, so a rescore of the
 same rows reproduces it byte for byte. Plots use matplotlib's Agg canvas (no display, no pyplot state).
 """
@@ -172,33 +173,42 @@ def plot_pass_at_k(result: EvalResult, png: Path) -> Path:
     return png
 
 
+def _accuracy_points(rows: list, buckets: int) -> list[tuple[float, float, float, int]]:
+    """(median length, accuracy, binomial stderr, count) per bucket of about equal counts."""
+    lengths = np.array([r.num_tokens for r in rows])
+    correct = np.array([r.correct for r in rows], dtype=float)
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, buckets + 1)))
+    which = np.searchsorted(edges[1:-1], lengths, side="right")  # bucket index by the interior edges
+    out = []
+    for b in np.unique(which):
+        sel = which == b
+        acc = float(correct[sel].mean())
+        out.append((float(np.median(lengths[sel])), acc, math.sqrt(acc * (1 - acc) / sel.sum()), int(sel.sum())))
+    return out
+
+
 def plot_accuracy_by_length(result: EvalResult, png: Path, buckets: int = 8) -> Path:
-    """Accuracy of the scored samples in up to `buckets` completion-length buckets of about equal counts."""
+    """Accuracy of the scored samples that stopped, in up to `buckets` length buckets of about equal counts,
+    and of those cut at max_new_tokens as one point of their own (often the bulk of a weak model's samples)."""
     scored = [r for r in result.rows if r.verifier_error is None]
     fig = _figure()
     ax = fig.subplots()
-    if scored:
-        lengths = np.array([r.num_tokens for r in scored])
-        correct = np.array([r.correct for r in scored], dtype=float)
-        edges = np.unique(np.quantile(lengths, np.linspace(0, 1, buckets + 1)))
-        which = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, max(len(edges) - 2, 0))
-        xs, ys, errs, counts = [], [], [], []
-        for b in np.unique(which):
-            sel = which == b
-            acc = float(correct[sel].mean())
-            xs.append(float(np.median(lengths[sel])))
-            ys.append(acc)
-            errs.append(math.sqrt(acc * (1 - acc) / sel.sum()))
-            counts.append(int(sel.sum()))
-        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color="tab:blue")
+    stopped = [r for r in scored if r.finish_reason == "stop"]
+    cut = [r for r in scored if r.finish_reason == "length"]
+    for group, style, label in ((stopped, "o-", "stopped"), (cut, "X", "truncated (max_new_tokens)")):
+        if not group:
+            continue
+        pts = _accuracy_points(group, buckets if group is stopped else 1)
+        xs, ys, errs, counts = zip(*pts)
+        ax.errorbar(xs, ys, yerr=errs, fmt=style, capsize=3, label=label)
         for x, y, c in zip(xs, ys, counts):
-            ax.annotate(str(c), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize="x-small")
-        ax.axvline(result.spec.generation.get("max_new_tokens", 0), color="tab:red", linestyle=":",
-                   label="max_new_tokens")  # fmt: skip
+            ax.annotate(f"n={c}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize="x-small")
+    if scored:
         ax.legend(loc="best", fontsize="small")
-    ax.set_xlabel("completion length (tokens; bucket median, annotated with sample counts)")
+    ax.set_xlabel("completion length (tokens; median of each bucket)")
     ax.set_ylabel("accuracy (± binomial stderr)")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.08)
     ax.grid(alpha=0.3)
+    ax.set_title("accuracy by completion length", fontsize="medium")
     fig.savefig(png, dpi=100)
     return png
