@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="evaluate a model on a task: pass@k, maj@k, avg@n with intervals, samples.jsonl")
     e.add_argument("config", nargs="?", help="YAML config: `algorithm: eval`, or a training config (its eval block)")
     e.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.name_or_path=runs/x/final eval.k=[1,8]")
-    e.add_argument("--rescore", metavar="RUN_DIR", help="recompute RUN_DIR's summary from its samples.jsonl, no generation")
+    e.add_argument("--rescore", metavar="RUN_DIR", help="recompute RUN_DIR's summary from samples.jsonl, no generation")
     e.add_argument("--reverify", action="store_true", help="with --rescore: run the verifier again on the completions")
     d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
     d.add_argument("--run-dir", default="runs/demo", help="where the checkpoint, metrics and plot go")

@@ -17,6 +17,6 @@ from rlvr.evaluate.run import check_samples, evaluate, spec_from_config
 from rlvr.evaluate.summary import EvalResult, EvalSpec, summarize
 
 __all__ = [
-    "EvalResult", "EvalRow", "EvalSpec", "check_samples", "default_ks", "evaluate", "maj_at_k", "mean_stderr", "pass_at_k",
-    "read_rows", "spec_from_config", "summarize", "write_outputs",
+    "EvalResult", "EvalRow", "EvalSpec", "check_samples", "default_ks", "evaluate", "maj_at_k", "mean_stderr",
+    "pass_at_k", "read_rows", "spec_from_config", "summarize", "write_outputs",
 ]  # fmt: skip

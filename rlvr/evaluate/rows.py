@@ -41,7 +41,8 @@ class EvalRow:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(EvalRow)}
-REQUIRED = [name for name, f in FIELDS.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+REQUIRED = [name for name, f in FIELDS.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
 # the JSON types each field accepts (bool is not an int here, an int is a float)
 TYPES: dict[str, tuple[type, ...]] = {
     "problem_id": (str,), "sample_index": (int,), "prompt_hash": (str,), "completion": (str,),

@@ -90,7 +90,8 @@ def test_rows_survive_a_round_trip_and_give_the_same_summary(tmp_path):
     path = write_rows(rows, tmp_path / "samples.jsonl")
     back = read_rows(path)
     assert back == rows
-    assert json.dumps(summarize(back, spec(2, [1, 2])).summary()) == json.dumps(summarize(rows, spec(2, [1, 2])).summary())
+    again = summarize(back, spec(2, [1, 2])).summary()
+    assert json.dumps(again) == json.dumps(summarize(rows, spec(2, [1, 2])).summary())
 
 
 @pytest.mark.parametrize(
@@ -102,9 +103,9 @@ def test_rows_survive_a_round_trip_and_give_the_same_summary(tmp_path):
     ],
 )
 def test_a_bad_line_names_file_line_and_field(tmp_path, line, needle):
-    good = json.dumps({"problem_id": "a", "sample_index": 0, "prompt_hash": "h", "completion": "", "extracted_answer": None,
-                       "correct": True, "score": 1, "verifier_error": None, "num_tokens": 1, "finish_reason": "stop",
-                       "seed": 0})  # fmt: skip
+    good = json.dumps({"problem_id": "a", "sample_index": 0, "prompt_hash": "h", "completion": "",
+                       "extracted_answer": None, "correct": True, "score": 1, "verifier_error": None, "num_tokens": 1,
+                       "finish_reason": "stop", "seed": 0})  # fmt: skip
     bad = line if line is not None else good.replace('"correct": true', '"correct": 1')
     path = tmp_path / "samples.jsonl"
     path.write_text(good + "\n" + bad + "\n")
