@@ -127,8 +127,24 @@ class EvalConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = ""  # the model that writes the traces: tiny name, local dir, hub name or LoRA adapter dir
+    teacher_dtype: str = ""  # "" = model.dtype
+    stages: list[str] = field(default_factory=lambda: ["generate", "filter", "train"])  # `rlvr distill --stage` picks one
+    traces: str = ""  # trace parquet file or folder; "" = run_dir/traces (what generate writes)
+    shard_size: int = 64  # problems per parquet shard: the unit written whole and skipped on resume
+    filters: list[str] = field(default_factory=lambda: ["complete", "verified", "dedup"])  # in order (rlvr.distill.filters)
+    keep: str = "all"  # all | best (one trace per problem: highest verifier score, then fewest tokens)
+    max_tokens: int = 0  # `length` filter: traces of more completion tokens are dropped
+    near_dup_ngram: int = 3  # `near_dedup`: word n-grams compared within one problem's traces
+    near_dup_threshold: float = 0.85  # `near_dedup`: Jaccard at or above which a trace is a near duplicate
+    decontaminate: ComponentConfig = field(default_factory=ComponentConfig)  # task to decontaminate against ("" = eval.task)
+    decontam_ngram: int = 8  # `decontaminate`: shared word n-grams of the problem text that flag a trace
+
+
+@dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | dpo | kto | eval
+    algorithm: str = "grpo"  # grpo | sft | dpo | kto | eval | distill
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -145,6 +161,7 @@ class TrainConfig:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 def _check(value: Any, tp: Any, path: str) -> Any:
