@@ -19,6 +19,7 @@ TRAINERS = {
     "kto": "rlvr.trainers.kto",
     "eval": "rlvr.evaluate.command",
     "distill": "rlvr.distill.pipeline",
+    "opd": "rlvr.trainers.opd",
 }
 
 

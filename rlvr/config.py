@@ -143,8 +143,17 @@ class DistillConfig:
 
 
 @dataclass
+class OPDConfig:
+    teacher: str = ""  # the model whose log-probs score the student's samples (same vocabulary as the student)
+    teacher_dtype: str = ""  # "" = model.dtype
+    kl_coef: float = 1.0  # A_t = -kl_coef * (log p_student - log p_teacher) (Tinker's kl_penalty_coef)
+    discount: float = 0.0  # 0 = each token's own term (Tinker's kl_discount_factor); else a discounted sum of later ones
+    verifier_coef: float = 0.0  # + verifier_coef * the verifier's group advantage (0 = distillation alone)
+
+
+@dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | dpo | kto | eval | distill
+    algorithm: str = "grpo"  # grpo | sft | dpo | kto | eval | distill | opd
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -162,6 +171,7 @@ class TrainConfig:
     kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    opd: OPDConfig = field(default_factory=OPDConfig)
 
 
 def _check(value: Any, tp: Any, path: str) -> Any:
