@@ -1,5 +1,5 @@
 """Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
-`rlvr distill CONFIG [--stage S]`, `rlvr demo`, `rlvr list`.
+`rlvr distill CONFIG [--stage S]`, `rlvr demo [distill]`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--stage", action="append", choices=["generate", "filter", "train"],
                    help="run only this stage (repeatable); default: distill.stages")
     d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
-    d.add_argument("--run-dir", default="runs/demo", help="where the checkpoint, metrics and plot go")
+    d.add_argument("name", nargs="?", choices=["distill"], help="distill: a teacher's traces into a smaller student")
+    d.add_argument("--run-dir", default=None, help="where the checkpoint, metrics and plot go (runs/demo, runs/demo_distill)")
     d.add_argument("--grpo-steps", type=int, default=None, help="override the number of GRPO steps")
     sub.add_parser("list", help="list registered verifiers and tasks")
     args = ap.parse_args(argv)
@@ -79,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             from rlvr.distill.pipeline import run
 
             run(load_config(args.config, args.overrides), stages=args.stage)
+        elif args.cmd == "demo" and args.name == "distill":
+            from rlvr.distill.demo import run_demo as run_distill_demo
+
+            run_distill_demo(args.run_dir or "runs/demo_distill")
         elif args.cmd == "demo":
             from rlvr.demo import run_demo
 
-            run_demo(args.run_dir, grpo_steps=args.grpo_steps)
+            run_demo(args.run_dir or "runs/demo", grpo_steps=args.grpo_steps)
         elif args.cmd == "list":
             from tasks import list_tasks
             from verifiers import list_verifiers
