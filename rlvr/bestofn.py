@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig, to_dict
 from rlvr.generation import build_generator
-from rlvr.policy import load_policy
+from rlvr.policy import load_policy, load_tokenizer
 from rlvr.rewards import RewardSource
 from rlvr.rollout import Rollout, generate_and_verify, tokenize_prompts
 from rlvr.trainers.runtime import build_task
@@ -137,8 +137,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     task = build_task(cfg.task, "task")
     samples = list(task)[: bc.prompts or None]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tok = load_policy(cfg.model)
-    model.to(device).eval()
+    if cfg.generation.backend == "hf":
+        model, tok = load_policy(cfg.model)
+        model.to(device).eval()
+        context = model.config.max_position_embeddings
+    else:  # vLLM loads the weights itself
+        model, tok, context = None, load_tokenizer(cfg.model.name_or_path), cfg.generation.vllm.max_model_len
     generator = build_generator(cfg.generation, model, tok, cfg.model.name_or_path)
     verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
     rm = RewardSource(cfg.reward_model, tok, device) if cfg.reward_model.path else None
@@ -147,7 +151,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     counts = {"prompts": len(samples), "unscorable_prompts": 0, "pairs_dropped": 0}
     sft, pairs, rows, scores, correct = [], [], [], [], []
-    max_prompt_len = model.config.max_position_embeddings - cfg.generation.max_new_tokens
+    max_prompt_len = context - cfg.generation.max_new_tokens
     with VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s,
                       preload=tuple(cfg.verifier.preload)) as pool:  # fmt: skip
         for k in tqdm(range(0, len(samples), bc.batch_size), desc="bestofn", dynamic_ncols=True):

@@ -86,10 +86,9 @@ class SFTConfig:
 
 @dataclass
 class PRMConfig:
-    """`algorithm: prm`: a token-classification head trained on step labels at the separator positions."""
+    """`algorithm: prm`: a token-classification head trained on step labels at the separator positions.
+    Data: `task` (stepwise_file | arithmetic_steps), held out: `eval.task`, every `eval.every` steps."""
 
-    data: ComponentConfig = field(default_factory=ComponentConfig)  # stepwise source: stepwise_file | arithmetic_steps
-    eval_data: ComponentConfig = field(default_factory=ComponentConfig)  # held-out stepwise source ("" = none)
     head: str = "two_class"  # two_class (TRL, Qwen2.5-Math-PRM) | one_logit; both take soft labels
     separator: str = "<extra_0>"  # must be one token of the tokenizer
     batch_size: int = 16  # solutions per optimizer step
@@ -97,7 +96,19 @@ class PRMConfig:
     epochs: int = 1
     max_steps: int = 0  # 0 = run all epochs
     max_length: int = 1024  # longer solutions are an error naming the example, never cut
-    eval_every: int = 0  # steps between held-out evaluations (0 = only at the end)
+
+
+@dataclass
+class RMConfig:
+    """`algorithm: rm`: a Bradley-Terry outcome reward model. Data: `task` (preference pairs), held out: `eval.task`."""
+
+    margin: float = 0.0  # the chosen score should beat the rejected one by this (plus a row's meta.margin)
+    center_rewards_coefficient: float = 0.0  # Eisenstein et al. centering, c * (r_c + r_r)^2 (TRL's name; 0.01 is usual)
+    batch_size: int = 16  # pairs per optimizer step
+    micro_batch_size: int = 8  # pairs per forward/backward (x2 sequences)
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # a longer pair is an error naming it, never cut
 
 
 @dataclass
@@ -157,6 +168,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
     prm: PRMConfig = field(default_factory=PRMConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     bestofn: BestOfNConfig = field(default_factory=BestOfNConfig)

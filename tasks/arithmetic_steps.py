@@ -1,12 +1,13 @@
 """Synthetic step-labelled arithmetic solutions, some with one wrong step: data a tiny reward model can learn.
 
 A solution is the arithmetic task's trace ("7+2=9. 9-5=4. \\boxed{4}", see `tasks.arithmetic`) cut into steps
-at ". ": ["7+2=9", "9-5=4", "\\boxed{4}"]. A corrupted solution gets one wrong step: a computation whose result
+at " ": ["7+2=9.", "9-5=4.", "\\boxed{4}"], so a PRM reads exactly the text the policy writes
+(`reward_model.step_delimiter: " "`). A corrupted solution gets one wrong step: a computation whose result
 is off by a non-zero `delta` (later steps then compute correctly from the wrong value, as a model that slipped
 once would), or a boxed answer that differs from the last result. Labels follow Math-Shepherd: a step is good
 (1.0) while every step up to it is right, so the wrong step and all after it are 0.0.
 
-- "arithmetic_steps" (stepwise source, for `algorithm: prm`): one solution per problem, corrupted with
+- "arithmetic_steps" (a task of step-labelled solutions, for `algorithm: prm`): one solution per problem, corrupted with
   probability `error_fraction`; `meta` carries the reference answer and the index of the wrong step.
 - `arithmetic_pairs` (preference pairs, for `algorithm: rm`): per problem, the right solution as chosen and a
   corrupted one as rejected.
@@ -16,7 +17,7 @@ test problems apart exactly as the policy's task does. Torch-free.
 
     >>> ex = corrupted_steps([7, 2, 5], ["+", "-"], error_step=1, delta=3)
     >>> ex
-    (['7+2=9', '9-5=7', '\\\\boxed{7}'], 7)
+    (['7+2=9.', '9-5=7.', '\\\\boxed{7}'], 7)
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import random
 
 from rlvr.types import PreferencePair
 from tasks.arithmetic import ArithmeticTask, solve
-from tasks.stepwise import StepwiseExample, register_stepwise
+from tasks.base import register_task
+from tasks.stepwise import StepwiseExample
 
-STEP_DELIMITER = ". "  # how `trace_text` joins steps; a reward model config splits completions on it
+STEP_DELIMITER = " "  # joins the steps into `trace_text`'s form; a reward model config splits completions on it
 
 
 def corrupted_steps(operands: list[int], ops: list[str], error_step: int | None = None,
@@ -39,7 +41,7 @@ def corrupted_steps(operands: list[int], ops: list[str], error_step: int | None 
     """
     value, steps = solve(operands, ops, error_step, delta)
     answer = value + (delta if error_step == len(steps) else 0)
-    return steps + [f"\\boxed{{{answer}}}"], answer
+    return [f"{s}." for s in steps] + [f"\\boxed{{{answer}}}"], answer
 
 
 def _problems(num_samples: int, seed: int, min_value: int, max_value: int, num_operands: int, ops: str,
@@ -48,47 +50,50 @@ def _problems(num_samples: int, seed: int, min_value: int, max_value: int, num_o
                           num_operands=num_operands, ops=ops, split=split, with_trace=False)  # fmt: skip
 
 
-def _delta(rng: random.Random, max_delta: int) -> int:
-    return rng.choice([d for d in range(-max_delta, max_delta + 1) if d != 0])
+def _delta(rng: random.Random, min_delta: int, max_delta: int) -> int:
+    """A slip of min_delta..max_delta either way."""
+    if not 1 <= min_delta <= max_delta:
+        raise ValueError(f"arithmetic_steps: need 1 <= min_delta <= max_delta, got {min_delta}, {max_delta}")
+    return rng.choice([s * d for d in range(min_delta, max_delta + 1) for s in (1, -1)])
 
 
-@register_stepwise("arithmetic_steps")
+@register_task("arithmetic_steps")
 def arithmetic_steps(
     num_samples: int = 1000, seed: int = 0, min_value: int = 0, max_value: int = 9, num_operands: int = 3,
-    ops: str = "+-", split: str = "train", error_fraction: float = 0.5, max_delta: int = 5,
+    ops: str = "+-", split: str = "train", error_fraction: float = 0.5, min_delta: int = 1, max_delta: int = 5,
+    per_problem: int = 1,
 ) -> list[StepwiseExample]:
-    """`num_samples` solutions of distinct problems; a fraction `error_fraction` has one wrong step, chosen
-    uniformly among its steps (the boxed answer included)."""
+    """`per_problem` solutions of each of `num_samples` distinct problems; a fraction `error_fraction` of them
+    has one wrong step, chosen uniformly among its steps (the boxed answer included)."""
     if not 0.0 <= error_fraction <= 1.0:
         raise ValueError(f"arithmetic_steps: error_fraction must be in [0, 1], got {error_fraction}")
-    if max_delta < 1:
-        raise ValueError(f"arithmetic_steps: max_delta must be >= 1, got {max_delta}")
     task = _problems(num_samples, seed, min_value, max_value, num_operands, ops, split)
     rng = random.Random(f"arithmetic_steps:{seed}:{split}")
     out = []
-    for s in task:
+    for s in (s for s in task for _ in range(per_problem)):
         n_steps = len(s.meta["ops"]) + 1
         wrong = rng.randrange(n_steps) if rng.random() < error_fraction else None
-        steps, answer = corrupted_steps(s.meta["operands"], s.meta["ops"], wrong, _delta(rng, max_delta))
+        steps, answer = corrupted_steps(s.meta["operands"], s.meta["ops"], wrong, _delta(rng, min_delta, max_delta))
         labels = [1.0 if wrong is None or i < wrong else 0.0 for i in range(n_steps)]
         meta = {"id": s.id, "reference": s.reference, "first_error": wrong, "answer": str(answer)}
         out.append(StepwiseExample(s.prompt, steps, labels, meta))
     return out
 
 
+@register_task("arithmetic_pairs")
 def arithmetic_pairs(
     num_samples: int = 1000, seed: int = 0, min_value: int = 0, max_value: int = 9, num_operands: int = 3,
-    ops: str = "+-", split: str = "train", max_delta: int = 5,
+    ops: str = "+-", split: str = "train", min_delta: int = 1, max_delta: int = 5, per_problem: int = 1,
 ) -> list[PreferencePair]:
-    """One pair per problem: the right solution (chosen) and one with a wrong step (rejected), as text."""
+    """`per_problem` pairs per problem: the right solution (chosen) and one with a wrong step (rejected), as text."""
     task = _problems(num_samples, seed, min_value, max_value, num_operands, ops, split)
     rng = random.Random(f"arithmetic_pairs:{seed}:{split}")
     out = []
-    for s in task:
+    for s in (s for s in task for _ in range(per_problem)):
         n_steps = len(s.meta["ops"]) + 1
         good, _ = corrupted_steps(s.meta["operands"], s.meta["ops"])
         wrong = rng.randrange(n_steps)
-        bad, _ = corrupted_steps(s.meta["operands"], s.meta["ops"], wrong, _delta(rng, max_delta))
+        bad, _ = corrupted_steps(s.meta["operands"], s.meta["ops"], wrong, _delta(rng, min_delta, max_delta))
         meta = {"id": s.id, "first_error": wrong}
         out.append(PreferencePair(s.prompt, STEP_DELIMITER.join(good), STEP_DELIMITER.join(bad), meta))
     return out

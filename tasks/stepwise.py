@@ -17,9 +17,10 @@ solution cut into `steps` (strings), and one label per step, a float in [0, 1] (
 
 A row that does not fit is a `ValueError` naming the file and row (`where`) and the field; `max_bad_rows`
 lets a load go on past that many bad rows, each logged with its location and counted, never dropped silently.
-Named sources for configs (`prm.data: {name, args}`) live in the `STEPWISE` registry: "stepwise_file" here,
-"arithmetic_steps" (synthetic) in `tasks.arithmetic_steps`. Torch-free; nothing here tokenizes (the PRM's
-separator token is inserted by id in `rlvr.reward_models`).
+Sources are registered tasks that return a list of `StepwiseExample` (a PRM config names them as `task:` and
+`eval.task:`, as preference data is named for DPO): "stepwise_file" here, "arithmetic_steps" (synthetic) in
+`tasks.arithmetic_steps`. Torch-free; nothing here tokenizes (the PRM's separator token is inserted by id in
+`rlvr.reward_models`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from rlvr.registry import Registry
 from rlvr.types import Message
+from tasks.base import register_task
 from tasks.loading import Row, _messages, require, source_rows
 
 log = logging.getLogger("rlvr")
@@ -215,19 +216,7 @@ def convert_rows(
     return examples[:limit] if limit is not None else examples, bad
 
 
-STEPWISE = Registry("stepwise dataset", "rlvr.stepwise", builtin_modules=("tasks.stepwise", "tasks.arithmetic_steps"))
-
-
-def register_stepwise(name: str) -> Callable[[Any], Any]:
-    return STEPWISE.register(name)
-
-
-def get_stepwise(name: str, **args: Any) -> list[StepwiseExample]:
-    """The examples of the stepwise source registered as `name`, built with `args`."""
-    return STEPWISE.get(name)(**args)
-
-
-@register_stepwise("stepwise_file")
+@register_task("stepwise_file")
 def stepwise_file(
     path: str | None = None, hub: str | None = None, config: str | None = None, split: str = "train",
     format: str = "stepwise", neutral: float = 1.0, alternatives: bool = True, limit: int | None = None,

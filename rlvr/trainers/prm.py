@@ -7,7 +7,8 @@ each step's label (a float in [0, 1]) at its separator, over the global number o
 PRMTrainer, Qwen2.5-Math-PRM) or a single logit; both read P(good) = sigmoid(step logit) and take soft labels.
 The result is an HF `*ForTokenClassification` in `run_dir/final` that `reward_model: {kind: prm}` loads.
 
-Held-out evaluation (`prm.eval_data`, every `prm.eval_every` steps and at the end) scores through the same
+Data: `task:` names a stepwise task (`stepwise_file`, `arithmetic_steps`), as DPO names preference data.
+Held-out evaluation (`eval.task`, every `eval.every` steps and at the end) scores through the same
 `RewardModel.step_probs` path and reports step accuracy, solution accuracy (any step below 0.5 = flagged),
 and how often the first step below 0.5 is the first wrong step (`eval/first_error_rate`) next to the rate a
 uniform guess over the steps gets (`eval/first_error_chance`).
@@ -20,16 +21,25 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig
 from rlvr.losses.reward import prm_loss
 from rlvr.reward_models import RewardModel, encode_steps, forward_model, gather_steps, load_for_training, pad_right, separator_id
-from rlvr.trainers.runtime import PromptStream, build_runtime, clip_and_step
-from tasks.stepwise import StepwiseExample, get_stepwise
+from rlvr.trainers import reward_loop
+from rlvr.trainers.runtime import build_runtime, build_task
+from tasks.stepwise import StepwiseExample
 
 HEADS = {"two_class": 2, "one_logit": 1}
 Encoded = tuple[list[int], list[int], list[float]]  # ids, separator positions, labels
+
+
+def stepwise(task_cfg, what: str) -> list[StepwiseExample]:
+    """The step-labelled solutions of the task named in `what` (an error if it gives anything else)."""
+    data = build_task(task_cfg, what)
+    if not isinstance(data, list) or not data or not all(isinstance(ex, StepwiseExample) for ex in data):
+        raise ValueError(f"{what}: {task_cfg.name!r} gives no step-labelled solutions; a PRM trains on a stepwise "
+                         "task (stepwise_file, arithmetic_steps)")
+    return data
 
 
 def encode_all(tok, examples: list[StepwiseExample], sep_id: int, max_length: int, what: str) -> list[Encoded]:
@@ -68,58 +78,30 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     pc = cfg.prm
     if pc.head not in HEADS:
         raise ValueError(f"prm.head: {pc.head!r} is not one of {sorted(HEADS)}")
-    if not pc.data.name:
-        raise ValueError("prm.data.name is empty: name a stepwise source (stepwise_file, arithmetic_steps)")
-    examples = get_stepwise(pc.data.name, **pc.data.args)
-    held_out = get_stepwise(pc.eval_data.name, **pc.eval_data.args) if pc.eval_data.name else []
+    examples = stepwise(cfg.task, "task")
+    held_out = stepwise(cfg.eval.task, "eval.task") if cfg.eval.task.name else []
     steps_per_epoch = math.ceil(len(examples) / pc.batch_size)
     total = steps_per_epoch * pc.epochs if pc.max_steps <= 0 else min(pc.max_steps, steps_per_epoch * pc.epochs)
     rt = build_runtime(cfg, total_steps=total, load_model=lambda m: load_for_training(m, "prm", HEADS[pc.head]))
-    acc, model, tok = rt.accelerator, rt.model, rt.tokenizer
+    acc, tok = rt.accelerator, rt.tokenizer
     sep = separator_id(tok, pc.separator, "prm.separator")
-    data = encode_all(tok, examples, sep, pc.max_length, f"prm.data ({pc.data.name})")
-    stream = PromptStream(data, cfg.seed, rt.state.get("data_position", 0))
+    data = encode_all(tok, examples, sep, pc.max_length, f"task {cfg.task.name}")
     scorer = RewardModel("prm", rt.policy, tok, token_budget=pc.micro_batch_size * pc.max_length,
                          max_length=pc.max_length, sep_id=sep)  # fmt: skip
-    result: dict[str, float] = {}
 
-    def run_eval(step: int) -> None:
-        if not held_out:
-            return
-        model.eval()
-        if acc.is_main_process:  # the unwrapped model: no collective inside
-            m = step_metrics(scorer.step_probs([ex.prompt for ex in held_out], [ex.steps for ex in held_out]), held_out)
-            rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
-            result.update({f"eval/{k}": v for k, v in m.items()})
-        acc.wait_for_everyone()
-        model.train()
+    def micro_loss(part: list[Encoded], n_steps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pad_right([ids for ids, _, _ in part], tok.pad_token_id)
+        logits = gather_steps(forward_model(rt.model, ids.to(acc.device), mask.to(acc.device)), [p for _, p, _ in part])
+        loss, m = prm_loss(logits, torch.tensor([y for _, _, ys in part for y in ys], device=acc.device), denom=n_steps)
+        return loss, torch.stack([m["correct"], m["positive"]])
 
-    model.train()
-    bar = tqdm(range(rt.start_step, total), initial=rt.start_step, total=total, disable=not acc.is_main_process, desc="prm")
-    for step in bar:
-        batch = stream.take(pc.batch_size)[acc.process_index :: acc.num_processes]
-        n_steps = acc.reduce(torch.tensor(float(sum(len(p) for _, p, _ in batch)), device=acc.device), reduction="sum").item()
-        sums = torch.zeros(3, device=acc.device)  # loss, correct, positive: this process's share
-        parts = [batch[i : i + pc.micro_batch_size] for i in range(0, len(batch), pc.micro_batch_size)]
-        for j, part in enumerate(parts):
-            ids, mask = pad_right([ids for ids, _, _ in part], tok.pad_token_id)
-            labels = torch.tensor([y for _, _, ys in part for y in ys], device=acc.device)
-            with acc.no_sync(model) if j < len(parts) - 1 else torch.enable_grad():
-                logits = gather_steps(forward_model(model, ids.to(acc.device), mask.to(acc.device)), [p for _, p, _ in part])
-                loss, m = prm_loss(logits, labels, denom=n_steps)
-                acc.backward(loss * acc.num_processes)  # DDP averages gradients; the denominator is already global
-            sums += torch.stack([loss.detach(), m["correct"], m["positive"]])
-        loss_sum, correct, positive = acc.reduce(sums, reduction="sum").tolist()
-        grad_norm = clip_and_step(rt)
-        m = {"loss": loss_sum, "step_accuracy": correct / n_steps, "positive_frac": positive / n_steps,
-             "steps": n_steps, "grad_norm": grad_norm, "lr": rt.scheduler.get_last_lr()[0]}  # fmt: skip
-        rt.logger.log(step + 1, m)
-        bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['step_accuracy']:.3f}")
-        result.update(m)
-        if pc.eval_every and (step + 1) % pc.eval_every == 0 and step + 1 < total:
-            run_eval(step + 1)
-        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == total:
-            rt.save(step + 1, {"data_position": stream.position})
-    run_eval(total)
-    rt.finish(plot_keys=("loss", "step_accuracy", "eval/step_accuracy", "eval/first_error_rate"))
-    return result
+    def evaluate() -> dict[str, float]:
+        return step_metrics(scorer.step_probs([ex.prompt for ex in held_out], [ex.steps for ex in held_out]), held_out)
+
+    return reward_loop.run(
+        rt, data, batch_size=pc.batch_size, micro_batch_size=pc.micro_batch_size, total=total, desc="prm",
+        count=lambda item: len(item[1]), micro_loss=micro_loss,
+        summarize=lambda s, n: {"step_accuracy": s[0] / n, "positive_frac": s[1] / n, "steps": n},
+        evaluate=evaluate if held_out else None,
+        plot_keys=("loss", "step_accuracy", "eval/step_accuracy", "eval/first_error_rate"),
+    )  # fmt: skip
