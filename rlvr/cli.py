@@ -12,8 +12,8 @@ import logging
 import sys
 
 TRAINERS = {
-    "grpo": "rlvr.trainers.grpo", "sft": "rlvr.trainers.sft", "rm": "rlvr.trainers.reward_model", "prm": "rlvr.trainers.prm",
-    "bestofn": "rlvr.bestofn",
+    "grpo": "rlvr.trainers.grpo", "sft": "rlvr.trainers.sft", "dpo": "rlvr.trainers.dpo", "kto": "rlvr.trainers.kto",
+    "rm": "rlvr.trainers.reward_model", "prm": "rlvr.trainers.prm", "bestofn": "rlvr.bestofn",
 }
 
 

@@ -144,6 +144,34 @@ class BestOfNConfig:
 
 
 @dataclass
+class DPOConfig:
+    loss_type: str = "sigmoid"  # sigmoid | robust | hinge | ipo (per-token) | ipo_sum | sigmoid_norm | simpo (rlvr.losses.preference)
+    beta: float = 0.1
+    label_smoothing: float = 0.0  # sigmoid (conservative DPO), sigmoid_norm, simpo, robust; an error with the others
+    simpo_gamma: float = 0.5  # SimPO's target margin: -log sigmoid(beta * (avg_c - avg_r) - simpo_gamma)
+    nll_coef: float = 0.0  # + nll_coef * NLL of the chosen completions (CPO/SimPO's cpo_alpha, RPO's rpo_alpha)
+    batch_size: int = 16  # pairs per optimizer step
+    micro_batch_size: int = 8  # pairs per forward/backward (chosen and rejected in one forward)
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # prompt + completion tokens; a longer row is an error (or skipped), never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
+
+
+@dataclass
+class KTOConfig:
+    beta: float = 0.1
+    desirable_weight: float = 1.0  # lambda_D
+    undesirable_weight: float = 1.0  # lambda_U; keep lambda_D*n_D / (lambda_U*n_U) in [1, 4/3] (warned)
+    batch_size: int = 16  # examples per optimizer step; >= 2, the KL reference point pairs them up
+    micro_batch_size: int = 8  # examples per forward/backward
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # prompt + completion tokens; a longer row is an error (or skipped), never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
+
+
+@dataclass
 class EvalConfig:
     task: ComponentConfig = field(default_factory=ComponentConfig)  # name "" = no evaluation
     every: int = 0  # steps between evaluations (0 = only before and after training)
@@ -154,7 +182,7 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | prm | rm | bestofn
+    algorithm: str = "grpo"  # grpo | sft | dpo | kto | rm | prm | bestofn
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -172,6 +200,8 @@ class TrainConfig:
     prm: PRMConfig = field(default_factory=PRMConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     bestofn: BestOfNConfig = field(default_factory=BestOfNConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
