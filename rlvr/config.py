@@ -102,13 +102,14 @@ class PRMConfig:
 class RMConfig:
     """`algorithm: rm`: a Bradley-Terry outcome reward model. Data: `task` (preference pairs), held out: `eval.task`."""
 
-    margin: float = 0.0  # the chosen score should beat the rejected one by this (plus a row's meta.margin)
+    margin: float = 0.0  # the chosen score should beat the rejected one by this (Llama 2's margin loss)
     center_rewards_coefficient: float = 0.0  # Eisenstein et al. centering, c * (r_c + r_r)^2 (TRL's name; 0.01 is usual)
     batch_size: int = 16  # pairs per optimizer step
     micro_batch_size: int = 8  # pairs per forward/backward (x2 sequences)
     epochs: int = 1
     max_steps: int = 0  # 0 = run all epochs
-    max_length: int = 1024  # a longer pair is an error naming it, never cut
+    max_length: int = 1024  # a longer pair is a bad row naming it, never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Reward models: load them, tokenize their inputs, run them; one code path for training and for scoring.
 
 - Outcome RM (ORM): an HF `*ForSequenceClassification` with `num_labels=1` and a pad token distinct from EOS.
-  Its input is the prompt rendered with the RM's chat template, the completion, and EOS (`orm_input_ids`: the
-  same layout the policy is trained on, and what Qwen/Llama chat templates write for an assistant turn up to
-  its end-of-turn token). The score is the head's output at the last real token, whatever the padding side:
+  Its input is a preference row's encoding (`rlvr.preference_data`, shared with DPO): prompt then completion,
+  ended at EOS (the end-of-turn token of Qwen/Llama chat templates); in RL a policy's prompt and completion are
+  passed as the conversation it was (`conversation`). The score is the head's output at the last real token, whatever the padding side:
   position ids come from the attention mask, and transformers pools the rightmost token that is not the pad
   token, which is the last real one exactly because pad != EOS (`check_orm` refuses a model where they match).
 - Process RM (PRM): an HF `*ForTokenClassification` with 1 or 2 labels (trained here with `algorithm: prm`), or
@@ -31,8 +31,10 @@ from torch import Tensor
 
 from rlvr.losses.reward import step_logits
 from rlvr.policy import DTYPES, load_tokenizer, render_prompt
+from rlvr.preference_data import encode_example
 from rlvr.tiny_models import resolve_model_path
-from rlvr.types import Message
+from rlvr.types import Message, UnpairedExample
+from tasks.preference import BadRow
 
 KINDS = ("orm", "prm")
 
@@ -41,9 +43,21 @@ def token_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def orm_input_ids(tokenizer, prompt: str | list[Message], completion: str) -> list[int]:
-    """What an outcome RM reads: rendered prompt + completion + EOS."""
-    return token_ids(tokenizer, render_prompt(tokenizer, prompt)) + token_ids(tokenizer, completion) + [tokenizer.eos_token_id]
+def orm_input_ids(tokenizer, prompt: str | list[Message], completion: str | list[Message]) -> list[int] | None:
+    """What an outcome RM reads: the pair's encoding of `rlvr.preference_data` (the one the RM trained on), for
+    one completion: prompt then completion ended at EOS. Plain strings are raw text, messages take the chat
+    template. None when the row cannot be encoded (a chat template that rewrites earlier turns)."""
+    enc = encode_example(tokenizer, UnpairedExample(prompt, completion, True), max_length=10**9)
+    return None if isinstance(enc, BadRow) else enc.prompt + enc.completion
+
+
+def conversation(tokenizer, prompt: str | list[Message], completion: str) -> tuple[str | list[Message], str | list[Message]]:
+    """A policy's (prompt, completion) as the RM should read it: the conversation the policy had (chat template)
+    when the RM's tokenizer has one, else raw text, as a preference row of that shape is encoded."""
+    if not tokenizer.chat_template:
+        return prompt, completion
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return messages, [{"role": "assistant", "content": completion}]
 
 
 def separator_id(tokenizer, separator: str, key: str) -> int:
@@ -172,7 +186,7 @@ class RewardModel:
     def _run(self, rows: list[list[int]], read) -> list:
         """`read(logits, batch_indices)` over token-budget batches of the rows that fit; None for the others."""
         out: list = [None] * len(rows)
-        fit = [i for i, r in enumerate(rows) if len(r) <= self.max_length]
+        fit = [i for i, r in enumerate(rows) if 0 < len(r) <= self.max_length]
         for batch in token_budget_batches([len(rows[i]) for i in fit], self.token_budget):
             idx = [fit[j] for j in batch]
             ids, mask = pad_right([rows[i] for i in idx], self.tokenizer.pad_token_id)
@@ -182,13 +196,17 @@ class RewardModel:
                 out[i] = value
         return out
 
-    def score(self, prompts: list[str | list[Message]], completions: list[str]) -> list[float]:
-        """ORM score of each (prompt, completion); NaN where the input does not fit the model's context."""
+    def score(self, prompts: list[str | list[Message]], completions: list[str | list[Message]]) -> list[float]:
+        """ORM score of each (prompt, completion) as given (see `conversation` for a policy's text); NaN where
+        the input cannot be encoded or does not fit the model's context."""
+        return self.score_ids([orm_input_ids(self.tokenizer, p, c) for p, c in zip(prompts, completions)])
+
+    def score_ids(self, rows: list[list[int] | None]) -> list[float]:
+        """ORM score of each encoded input (`orm_input_ids`); NaN for None and for inputs over the context."""
         if self.kind != "orm":
             raise ValueError("score() needs an outcome RM; a PRM gives step_probs()")
-        rows = [orm_input_ids(self.tokenizer, p, c) for p, c in zip(prompts, completions)]
-        out = self._run(rows, lambda logits, idx: logits[:, 0].tolist())
-        return [math.nan if v is None else v for v in out]
+        out = self._run([r or [] for r in rows], lambda logits, idx: logits[:, 0].tolist())
+        return [math.nan if v is None or not r else v for v, r in zip(out, rows)]
 
     def step_probs(self, prompts: list[str | list[Message]], steps: list[list[str]]) -> list[list[float] | None]:
         """P(step good) for every step of each solution; None where the input does not fit the context."""

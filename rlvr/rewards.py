@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from rlvr.advantages import min_form_rewards, process_advantages
-from rlvr.reward_models import load_reward_model
+from rlvr.reward_models import conversation, load_reward_model
 from rlvr.rollout import Rollout
 from verifiers.base import Verdict
 
@@ -157,7 +157,8 @@ class RewardSource:
         prompts, texts = [p for p, _, _ in flat], [c.text for _, c, _ in flat]
         infos: list[dict] = [{} for _ in flat]
         if cfg.kind == "orm":
-            scores = self.model.score(prompts, texts)
+            conv = [conversation(self.model.tokenizer, p, t) for p, t in zip(prompts, texts)]
+            scores = self.model.score([p for p, _ in conv], [c for _, c in conv])
         else:
             cut = [split_steps(t, cfg.step_delimiter) for t in texts]
             probs = self.model.step_probs(prompts, [[s for s, _ in steps] for steps in cut])
@@ -178,7 +179,7 @@ class RewardSource:
             if v.error is not None:
                 verdicts.append(Verdict(v.score, v.correct, v.error, info))
             elif math.isnan(scores[k]):
-                verdicts.append(Verdict(0.0, v.correct, f"reward model: input longer than its {self.model.max_length}-token context", info))
+                verdicts.append(Verdict(0.0, v.correct, f"reward model: input not encodable or longer than its {self.model.max_length}-token context", info))
             else:
                 verdicts.append(Verdict(float(combined.view(-1)[k]), v.correct, None, info))
         return Rollout(ro.samples, ro.completions, [verdicts[i * G : (i + 1) * G] for i in range(P)], ro.prompt_ids)

@@ -9,8 +9,10 @@ once would), or a boxed answer that differs from the last result. Labels follow 
 
 - "arithmetic_steps" (a task of step-labelled solutions, for `algorithm: prm`): one solution per problem, corrupted with
   probability `error_fraction`; `meta` carries the reference answer and the index of the wrong step.
-- `arithmetic_pairs` (preference pairs, for `algorithm: rm`): per problem, the right solution as chosen and a
-  corrupted one as rejected.
+- "arithmetic_pairs" (a preference task, for `algorithm: rm` or DPO): per problem, the right solution as chosen
+  and a corrupted one as rejected. Unlike `tasks.preference`'s "arithmetic_preference" (slips of 1-3, "+-",
+  left to right), slips have a size range (`min_delta`..`max_delta`), products are allowed, and a problem may
+  give several pairs: the knobs the reward-model benchmark needs.
 
 Problems come from `tasks.arithmetic.ArithmeticTask` with the same arguments, so `split` keeps train and
 test problems apart exactly as the policy's task does. Torch-free.
@@ -27,6 +29,7 @@ import random
 from rlvr.types import PreferencePair
 from tasks.arithmetic import ArithmeticTask, solve
 from tasks.base import register_task
+from tasks.preference import PreferenceData
 from tasks.stepwise import StepwiseExample
 
 STEP_DELIMITER = " "  # joins the steps into `trace_text`'s form; a reward model config splits completions on it
@@ -84,16 +87,22 @@ def arithmetic_steps(
 def arithmetic_pairs(
     num_samples: int = 1000, seed: int = 0, min_value: int = 0, max_value: int = 9, num_operands: int = 3,
     ops: str = "+-", split: str = "train", min_delta: int = 1, max_delta: int = 5, per_problem: int = 1,
-) -> list[PreferencePair]:
-    """`per_problem` pairs per problem: the right solution (chosen) and one with a wrong step (rejected), as text."""
+    chat: bool = True,
+) -> PreferenceData:
+    """`per_problem` pairs per problem: the right solution (chosen) and one with a wrong step (rejected), as a
+    conversation (`chat`, the chat template applies, as in RL) or raw strings."""
     task = _problems(num_samples, seed, min_value, max_value, num_operands, ops, split)
     rng = random.Random(f"arithmetic_pairs:{seed}:{split}")
-    out = []
+    data = PreferenceData(name=f"arithmetic_pairs ({split})")
     for s in (s for s in task for _ in range(per_problem)):
         n_steps = len(s.meta["ops"]) + 1
         good, _ = corrupted_steps(s.meta["operands"], s.meta["ops"])
         wrong = rng.randrange(n_steps)
         bad, _ = corrupted_steps(s.meta["operands"], s.meta["ops"], wrong, _delta(rng, min_delta, max_delta))
-        meta = {"id": s.id, "first_error": wrong}
-        out.append(PreferencePair(s.prompt, STEP_DELIMITER.join(good), STEP_DELIMITER.join(bad), meta))
-    return out
+        prompt, chosen, rejected = s.prompt, STEP_DELIMITER.join(good), STEP_DELIMITER.join(bad)
+        if chat:
+            prompt = [{"role": "user", "content": prompt}]
+            chosen, rejected = [{"role": "assistant", "content": chosen}], [{"role": "assistant", "content": rejected}]
+        meta = {"where": f"{data.name}, {s.id}", "id": s.id, "first_error": wrong}
+        data.pairs.append(PreferencePair(prompt, chosen, rejected, meta))
+    return data

@@ -1,10 +1,11 @@
 """Outcome reward model trainer (`algorithm: rm`): Bradley-Terry on preference pairs.
 
-Each pair's chosen and rejected completions are encoded by `rlvr.reward_models.orm_input_ids`, the function
-scoring uses too (the prompt and completion as the conversation the policy had, ended at EOS), stacked on the
-batch axis and right-padded; the model (`*ForSequenceClassification`, `num_labels=1`, a pad token distinct
+Pairs are read and encoded as DPO reads them (`rlvr.trainers.preference.load_rows`: TRL's formats, bad rows
+named by file, row and field, raised or skipped with `rm.skip_bad_rows`); each side's prompt + completion
+(ended at EOS) is what `rlvr.reward_models.orm_input_ids` gives at scoring time too. Chosen and rejected rows
+are stacked on the batch axis and right-padded; the model (`*ForSequenceClassification`, `num_labels=1`, a pad token distinct
 from EOS) scores each at its last real token. The loss is `rlvr.losses.reward.bradley_terry_loss` with an
-optional margin (`rm.margin`, plus a row's own `meta["margin"]`) and reward centering
+optional margin (`rm.margin`) and reward centering
 (`rm.center_rewards_coefficient`), over the global number of pairs of the optimizer step. The result in
 `run_dir/final` loads with transformers, TRL, vLLM, and as `reward_model: {kind: orm}` here.
 
@@ -12,8 +13,8 @@ Data: `task:` names a preference task (pairs), held out: `eval.task`, scored eve
 the end through the scoring path (`RewardModel.score`). Metrics on both: `accuracy` (chosen scored higher),
 `ties` (counted apart: a tie is neither right nor wrong), `margin` (mean r_c - r_r), `reward/mean`,
 `reward/std` (over all scored completions).
-Not here: truncating long pairs (an error naming the pair, as `max_length` is exceeded), or storing a reward
-mean/std in the config for normalisation (combine with `normalize_then_sum` instead).
+Not here: truncating long pairs (a bad row naming the pair), per-row margins, or a reward mean/std stored in
+the config for normalisation (combine with `normalize_then_sum` instead).
 """
 
 from __future__ import annotations
@@ -24,31 +25,12 @@ import torch
 
 from rlvr.config import TrainConfig
 from rlvr.losses.reward import bradley_terry_loss
-from rlvr.reward_models import RewardModel, forward_model, load_for_training, orm_input_ids, pad_right
+from rlvr.policy import load_tokenizer
+from rlvr.preference_data import EncodedPair
+from rlvr.reward_models import RewardModel, forward_model, load_for_training, pad_right
 from rlvr.trainers import reward_loop
-from rlvr.trainers.runtime import build_runtime, build_task
-from rlvr.types import PreferencePair
-
-Encoded = tuple[list[int], list[int], float]  # chosen ids, rejected ids, margin
-
-
-def pairs_of(task_cfg, what: str) -> list[PreferencePair]:
-    data = build_task(task_cfg, what)
-    pairs = getattr(data, "pairs", data)
-    if not isinstance(pairs, list) or not pairs or not all(isinstance(p, PreferencePair) for p in pairs):
-        raise ValueError(f"{what}: {task_cfg.name!r} gives no preference pairs; a reward model trains on a preference task")
-    return pairs
-
-
-def encode_pairs(tok, pairs: list[PreferencePair], margin: float, max_length: int, what: str) -> list[Encoded]:
-    out = []
-    for i, p in enumerate(pairs):
-        c, r = orm_input_ids(tok, p.prompt, p.chosen), orm_input_ids(tok, p.prompt, p.rejected)
-        where = p.meta.get("where", f"{what} pair {i}")
-        if max(len(c), len(r)) > max_length:
-            raise ValueError(f"{where}: {max(len(c), len(r))} tokens, over rm.max_length={max_length} (raise it or drop the pair)")
-        out.append((c, r, margin + float(p.meta.get("margin", 0.0))))
-    return out
+from rlvr.trainers.preference import load_rows, total_steps
+from rlvr.trainers.runtime import build_runtime
 
 
 def pair_summary(r_chosen: list[float], r_rejected: list[float]) -> dict[str, float]:
@@ -66,20 +48,21 @@ def pair_summary(r_chosen: list[float], r_rejected: list[float]) -> dict[str, fl
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     rc = cfg.rm
-    pairs = pairs_of(cfg.task, "task")
-    held_out = pairs_of(cfg.eval.task, "eval.task") if cfg.eval.task.name else []
-    steps_per_epoch = math.ceil(len(pairs) / rc.batch_size)
-    total = steps_per_epoch * rc.epochs if rc.max_steps <= 0 else min(rc.max_steps, steps_per_epoch * rc.epochs)
+    tok = load_tokenizer(cfg.model.name_or_path)  # rows first: bad rows stop the run before a model is loaded
+    rows, _ = load_rows(cfg.task, tok, rc.max_length, rc.skip_bad_rows, what="task", skip_key="rm.skip_bad_rows")
+    held_out: list[EncodedPair] = []
+    if cfg.eval.task.name:
+        held_out, _ = load_rows(cfg.eval.task, tok, rc.max_length, rc.skip_bad_rows, what="eval.task", skip_key="rm.skip_bad_rows")
+    total = total_steps(len(rows), rc.batch_size, rc.epochs, rc.max_steps)
     rt = build_runtime(cfg, total_steps=total, load_model=lambda m: load_for_training(m, "orm"))
-    acc, tok = rt.accelerator, rt.tokenizer
-    data = encode_pairs(tok, pairs, rc.margin, rc.max_length, f"task {cfg.task.name}")
+    acc, tok = rt.accelerator, rt.tokenizer  # it may have gained a pad token (ids of text are the same)
     scorer = RewardModel("orm", rt.policy, tok, token_budget=2 * rc.micro_batch_size * rc.max_length, max_length=rc.max_length)
 
-    def micro_loss(part: list[Encoded], n_pairs: float) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = pad_right([c for c, _, _ in part] + [r for _, r, _ in part], tok.pad_token_id)  # chosen, then rejected
+    def micro_loss(part: list[EncodedPair], n_pairs: float) -> tuple[torch.Tensor, torch.Tensor]:
+        # chosen rows, then rejected rows, in one forward
+        ids, mask = pad_right([p.prompt + p.chosen for p in part] + [p.prompt + p.rejected for p in part], tok.pad_token_id)
         scores = forward_model(rt.model, ids.to(acc.device), mask.to(acc.device))[:, 0].float()  # (2b,)
-        loss, m = bradley_terry_loss(scores[: len(part)], scores[len(part) :],
-                                     margin=torch.tensor([m for _, _, m in part], device=acc.device),
+        loss, m = bradley_terry_loss(scores[: len(part)], scores[len(part) :], margin=rc.margin or None,
                                      center_coef=rc.center_rewards_coefficient, denom=n_pairs)  # fmt: skip
         return loss, torch.stack([m["correct"], m["ties"], m["margin"], m["reward"], m["reward_sq"]])
 
@@ -89,11 +72,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 "reward/std": math.sqrt(max(s[4] / n - mean**2, 0.0))}  # fmt: skip
 
     def evaluate() -> dict[str, float]:
-        prompts = [p.prompt for p in held_out]
-        return pair_summary(scorer.score(prompts, [p.chosen for p in held_out]), scorer.score(prompts, [p.rejected for p in held_out]))
+        return pair_summary(scorer.score_ids([p.prompt + p.chosen for p in held_out]),
+                            scorer.score_ids([p.prompt + p.rejected for p in held_out]))  # fmt: skip
 
     return reward_loop.run(
-        rt, data, batch_size=rc.batch_size, micro_batch_size=rc.micro_batch_size, total=total, desc="rm",
+        rt, rows, batch_size=rc.batch_size, micro_batch_size=rc.micro_batch_size, total=total, desc="rm",
         count=lambda item: 1, micro_loss=micro_loss, summarize=summarize, evaluate=evaluate if held_out else None,
         plot_keys=("loss", "accuracy", "eval/accuracy"),
     )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from rlvr.bestofn import accuracy_curve, choose, pick_best
 from rlvr.cli import main
 from rlvr.metrics import read_metrics
-from rlvr.reward_models import load_reward_model
+from rlvr.reward_models import conversation, load_reward_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -55,7 +55,8 @@ def test_bestofn_with_an_orm_writes_what_sft_and_dpo_read(tiny_orm_dir, tiny_mod
         by_id.setdefault(r["id"], []).append(r)
     for row in sft:
         group = by_id[row["meta"]["source_id"]]
-        want = rm.score([row["prompt"]] * 4, [r["completion"] for r in group])
+        conv = [conversation(rm.tokenizer, row["prompt"], r["completion"]) for r in group]  # as RL presents them
+        want = rm.score([p for p, _ in conv], [c for _, c in conv])
         assert [r["score"] for r in group] == pytest.approx(want, abs=1e-5)
         assert row["meta"]["index"] == max(range(4), key=lambda i: (want[i], -i))
     assert all(p["meta"]["chosen_score"] > p["meta"]["rejected_score"] and {"prompt", "chosen", "rejected"} <= set(p) for p in pairs)

@@ -10,6 +10,7 @@ import torch
 
 from rlvr.config import RewardModelConfig
 from rlvr.policy import load_tokenizer
+from rlvr.reward_models import conversation
 from rlvr.rewards import RewardSource, aggregate_steps, combine_scores, split_steps, step_token_ends
 from rlvr.rollout import Rollout
 from rlvr.types import Completion, Sample
@@ -82,7 +83,9 @@ def test_rescore_with_an_orm_keeps_the_verifier(tiny_orm_dir, tiny_model_dir):
                   [[Verdict(0.0, False), Verdict(1.0, True), Verdict.failure("verifier crashed")]])  # fmt: skip
     out = source.rescore(ro)
     v = out.verdicts[0]
-    rm = source.model.score(["0+1="] * 3, ["\\boxed{1}", "\\boxed{2}", "oops"])
+    conv = [conversation(source.model.tokenizer, "0+1=", t) for t in ("\\boxed{1}", "\\boxed{2}", "oops")]
+    rm = source.model.score([p for p, _ in conv], [c for _, c in conv])
+    assert conv[0] == ([{"role": "user", "content": "0+1="}], [{"role": "assistant", "content": "\\boxed{1}"}])
     assert [x.info["rm_score"] for x in v] == pytest.approx(rm)
     assert [x.info["verifier_score"] for x in v] == [0.0, 1.0, 0.0]
     assert v[0].score == 0.0 and v[1].score == pytest.approx(1.0 + rm[1])  # gate: only the correct answer's RM counts

@@ -118,10 +118,12 @@ def test_arithmetic_steps_have_one_wrong_step_then_consistent_ones():
 
 
 def test_arithmetic_pairs_and_splits():
-    pairs = arithmetic_pairs(num_samples=50, seed=0)
+    pairs = arithmetic_pairs(num_samples=50, seed=0, chat=False).pairs
     assert all(p.chosen != p.rejected and p.chosen.endswith("}") for p in pairs)
     task = ArithmeticTask(num_samples=50, seed=0, max_value=9, num_operands=3)  # the policy's own trace format
     assert {p.chosen for p in pairs} == {s.meta["trace"] for s in task}
+    chat = arithmetic_pairs(num_samples=2, seed=0).pairs[0]
+    assert chat.prompt[0]["role"] == "user" and chat.chosen[0]["role"] == chat.rejected[0]["role"] == "assistant"
     train = {ex.prompt for ex in arithmetic_steps(num_samples=200, split="train")}
     test = {ex.prompt for ex in arithmetic_steps(num_samples=200, split="test")}
     assert not train & test
