@@ -169,7 +169,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         (out / name).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in data))
     ns = sorted({2**i for i in range(int(math.log2(bc.num_samples)) + 1)} | {bc.num_samples})
     curve = accuracy_curve(scores, correct, ns)
-    scorer = f"{cfg.reward_model.kind} + verifier ({cfg.reward_model.combine})" if rm else "verifier"
+    rc = cfg.reward_model
+    scorer = "verifier" if rm is None else rc.kind if rc.verifier_weight == 0 else f"{rc.kind} + verifier ({rc.combine})"
     _plot(curve, out / "bestofn.png", f"best-of-n on {cfg.task.name}, scored by {scorer}")
     result = {**{k: float(v) for k, v in counts.items()}, "sft_rows": float(len(sft)), "pairs": float(len(pairs)),
               **{f"bestofn/accuracy@{n}": a for n, (a, _) in curve.items()},

@@ -125,3 +125,36 @@ def test_tokenizer_that_does_not_fit_is_an_error(tiny_orm_dir, tmp_path):
     tok.save_pretrained(big)
     with pytest.raises(ValueError, match=r"tokenizer does not match: \d+ tokens for an embedding of \d+ rows"):
         load_reward_model(str(big), "orm")
+
+
+VLLM_SCORE = """
+import json, os, sys
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+from vllm import LLM
+llm = LLM(model=sys.argv[1], runner="pooling", max_model_len=256, kv_cache_memory_bytes=2**28, enforce_eager=True,
+          dtype="float32")
+outs = llm.classify([{"prompt_token_ids": ids} for ids in json.loads(sys.argv[2])])
+print("SCORES", json.dumps([o.outputs.probs[0] for o in outs]))
+"""
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_loads_the_orm_and_scores_it_the_same(tiny_orm_dir, tmp_path):
+    """vLLM serves the checkpoint as a classifier (last-token pooling); its `classify` applies a sigmoid."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("vllm")
+    rm = load_reward_model(str(tiny_orm_dir), "orm")
+    rows = [orm_input_ids(rm.tokenizer, p, c) for p, c in TEXTS]
+    ours = rm.score_ids(rows)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", VLLM_SCORE, str(tiny_orm_dir), json.dumps(rows)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)  # in its own process: vLLM reseeds and pins threads
+    assert out.returncode == 0, out.stderr[-3000:]
+    vllm_probs = json.loads(out.stdout.split("SCORES", 1)[1])
+    assert vllm_probs == pytest.approx([1 / (1 + math.exp(-s)) for s in ours], abs=1e-5)
