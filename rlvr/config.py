@@ -178,12 +178,17 @@ class EvalConfig:
     every: int = 0  # steps between evaluations (0 = only before and after training)
     max_new_tokens: int = 0  # 0 = generation.max_new_tokens
     temperature: float = 0.0  # 0 = greedy
-    samples_per_problem: int = 1  # accuracy is the mean over all samples (pass@1 estimated from k samples)
+    samples_per_problem: int = 1  # n; accuracy (= avg@n) is the mean over problems of the fraction correct
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    k: list[int] = field(default_factory=list)  # k of pass@k and maj@k ([] = 1, 2, 4, ... below n, and n)
+    bootstrap: int = 1000  # resamples of the two-level bootstrap behind the 95% intervals (0 = none)
+    breakdown: list[str] = field(default_factory=lambda: ["level", "difficulty", "subject", "type"])  # meta fields
 
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | dpo | kto | rm | prm | bestofn
+    algorithm: str = "grpo"  # grpo | sft | dpo | kto | rm | prm | bestofn | eval
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
