@@ -7,7 +7,9 @@ Builds everything offline, in `run_dir` (default runs/demo_distill):
 2. off-policy distillation (`rlvr.distill.pipeline`) into `tiny-qwen2-small` (0.1M, same tokenizer):
    K traces per training problem from the teacher, the `complete`, `verified` (math) and `dedup` filters,
    SFT of the student on what is kept (`verified/`);
-3. the same SFT on the same traces UNFILTERED (`unfiltered/`): what the verifier's filter is worth;
+3. the same SFT on the same traces UNFILTERED (`unfiltered/`): what the verifier's filter is worth. Both SFT
+   runs take the same number of optimizer steps (`SFT_STEPS` batches of 32), so the unfiltered run's four
+   times as many traces buy it no extra compute;
 4. on-policy distillation (`rlvr.trainers.opd`) of the same student (`opd/`) for about the wall time of
    the off-policy generate+SFT, the teacher scoring the student's own samples.
 Accuracy is greedy pass@1 on held-out problems (the `test` split, never trained on), through `rlvr.evaluate`.
@@ -29,6 +31,7 @@ TASK = {"num_operands": 3, "min_value": 0, "max_value": 9, "ops": "+"}
 EVAL_PROBLEMS = 150
 DISTILL_PROBLEMS = 400
 TRACES_PER_PROBLEM = 4
+SFT_STEPS = 200
 
 
 def _base(run_dir: Path, algorithm: str, model: str) -> TrainConfig:
@@ -58,7 +61,8 @@ def distill_config(run_dir: Path, teacher: str, *, filtered: bool) -> TrainConfi
     cfg.distill.filters = ["complete", "verified", "dedup"] if filtered else []
     if not filtered:  # the verified run's traces, every one of them
         cfg.distill.traces, cfg.distill.stages = str(run_dir / "verified" / "traces"), ["filter", "train"]
-    cfg.sft.batch_size, cfg.sft.micro_batch_size, cfg.sft.epochs, cfg.sft.max_length = 32, 32, 4, 64
+    cfg.sft.batch_size, cfg.sft.micro_batch_size, cfg.sft.max_length = 32, 32, 64
+    cfg.sft.epochs, cfg.sft.max_steps = 100, SFT_STEPS  # the steps decide; epochs only bound the passes
     cfg.optim.lr, cfg.optim.lr_scheduler, cfg.optim.warmup_steps = 5e-3, "cosine", 10
     return cfg
 
