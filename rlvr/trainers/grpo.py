@@ -13,7 +13,6 @@ ones (ratio 1), so the extra forward pass is skipped. The variants live in
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 import torch
 from tqdm.auto import tqdm
@@ -26,7 +25,7 @@ from rlvr.losses import kl_penalty, policy_loss
 from rlvr.packing import max_over_processes, micro_batches, part_logprobs
 from rlvr.policy import Reference
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
-from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step
+from rlvr.trainers.runtime import PromptStream, Runtime, accumulating, build_runtime, build_task, clip_and_step
 from verifiers.pool import VerifierPool
 
 
@@ -147,8 +146,7 @@ def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
             parts = micro_parts(rt, mini)
             for j, idx in enumerate(parts):
                 part = mini.slice(idx)
-                sync = j == len(parts) - 1
-                with nullcontext() if sync else acc.no_sync(model):
+                with accumulating(acc, model, last=j == len(parts) - 1):
                     logp, ent = part_logprobs(model, part, temperature=T, with_entropy=True,
                                               packed=cfg.max_tokens_per_micro_batch > 0)  # fmt: skip
                     old = part.extra["old_logp"] if "old_logp" in part.extra else logp.detach()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig
@@ -23,7 +22,7 @@ from rlvr.losses import sft_loss
 from rlvr.packing import max_over_processes, micro_batches, part_logprobs
 from rlvr.policy import render_prompt
 from rlvr.rollout import PaddedBatch, pad_pairs
-from rlvr.trainers.runtime import PromptStream, build_runtime, build_task, clip_and_step
+from rlvr.trainers.runtime import PromptStream, accumulating, build_runtime, build_task, clip_and_step
 from rlvr.types import Sample
 
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
@@ -73,8 +72,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                               what="sft.max_tokens_per_micro_batch")  # fmt: skip
         for j, idx in enumerate(parts):
             part = batch.slice(idx)
-            ctx = acc.no_sync(model) if j < len(parts) - 1 else torch.enable_grad()
-            with ctx:
+            with accumulating(acc, model, last=j == len(parts) - 1):
                 logp, _ = part_logprobs(model, part, temperature=1.0, packed=sc.packing)
                 loss, _m = sft_loss(logp, part.completion_mask, denom=denom)
                 acc.backward(loss * acc.num_processes)

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
+from rlvr.metrics import read_metrics
+from rlvr.trainers.runtime import accumulating
 from dist_update import assert_same_update
-from test_distributed import LR, load_updates, run_updates
+from test_distributed import CONFIG, HERE, LR, _run, _torchrun, load_updates, run_updates
 
 SPECS = ["token-mean", "seq-mean-token-sum-norm@40"]  # padded, and padding-free at 40 tokens per micro-batch
 
@@ -44,3 +47,44 @@ def test_two_fsdp_processes_update_like_one(runs, spec):
         torch.testing.assert_close(r1["grads"][1][name], g, atol=0, rtol=0)
     for name, p in one["params"].items():  # gathered from the shards after two optimizer steps
         torch.testing.assert_close(r0["params"][name], p, atol=0.05 * LR, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.slow
+def test_train_runs_under_fsdp(tiny_model_dir, tmp_path):
+    """`rlvr train` end to end under FSDP2 on 2 processes: generation (transformers syncs the ranks' generate
+    loops for FSDP modules), the reference copy, a sharded checkpoint and the gathered final model."""
+    run = tmp_path / "run"
+    _run(_torchrun([str(HERE / "fsdp_train.py"), "train", str(CONFIG), f"model.name_or_path={tiny_model_dir}",
+                    f"run_dir={run}", "max_steps=1",
+                    "grpo.num_iterations=1", "grpo.max_tokens_per_micro_batch=64", "optim.warmup_steps=0"]),
+         cwd=tmp_path)  # fmt: skip
+    (row,) = read_metrics(run / "metrics.jsonl")
+    assert row["step"] == 1 and row["grad_norm"] > 0 and row["kl"] >= 0
+    ckpt = run / "checkpoints" / "step_00000001"
+    assert sorted(p.name for p in ckpt.iterdir() if p.name.startswith("random_states")) == [
+        "random_states_0.pkl", "random_states_1.pkl"]  # fmt: skip
+    final = AutoModelForCausalLM.from_pretrained(run / "final")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    # every layer's weights were sharded across the two processes: the saved model is gathered and trained
+    for name in ["model.embed_tokens.weight", *(f"model.layers.{i}.mlp.down_proj.weight" for i in range(4))]:
+        assert not torch.equal(final.get_parameter(name), base.get_parameter(name)), name
+
+
+def test_accumulating_marks_only_the_last_micro_batch_as_a_step():
+    """What DeepSpeed steps on (accelerate's sync_gradients) is set only for the last micro-batch, and the
+    accelerate-wrapped optimizer skips a step while it is unset."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    model = torch.nn.Linear(2, 1)
+    model, opt = acc.prepare(model, torch.optim.SGD(model.parameters(), lr=1.0))
+    seen = []
+    for j in range(3):
+        with accumulating(acc, model, last=j == 2):
+            seen.append(acc.sync_gradients)
+            acc.backward(model(torch.ones(1, 2)).sum())
+            if j < 2:
+                before = model.weight.detach().clone()
+                opt.step()  # skipped: not a sync step
+                assert torch.equal(model.weight, before)
+    assert seen == [False, False, True] and acc.sync_gradients
