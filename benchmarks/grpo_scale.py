@@ -15,14 +15,18 @@ seconds per step after `--warmup`; ours splits its step into rollout and update.
 Part 2, padding-free vs padded (ours only, the update alone: `prepare_batch` + `update` on a fixed rollout, no
 generation, so generation time does not dilute the ratio): 2 prompts x 8 completions whose lengths are drawn
 uniformly from 32..1024 (seeded), rewards 0/1. Padded: `micro_batch_size` 8, every row padded to the batch's
-longest completion (what the trainer did before). Padding-free: `max_tokens_per_micro_batch` =
+longest completion (the default, `max_tokens_per_micro_batch: 0`; its head is the tiled one too). Padding-free: `max_tokens_per_micro_batch` =
 8 x (prompt + 1024), the padded micro-batch's worst case. Same alternation, median update seconds, peak RSS.
+
+With `--head`, first the output head alone (hidden 64 x VOCAB, 2048 tokens, log-probs and entropies, forward
+and backward): our tiled `head_logprobs` against the plain expression `token_logprobs(chunk_size=0)` evaluates.
 
 Ends with three lines: `memory ratio: X` (our peak RSS over TRL's), `speedup: Y` (TRL's s/step over ours) and
 `padding-free speedup: Z` (padded update s over padding-free). Not a test: it asserts nothing.
 
     python benchmarks/grpo_scale.py                  # both parts, 2 rounds x 3 steps each
     python benchmarks/grpo_scale.py --skip-trl       # part 2 only
+    python benchmarks/grpo_scale.py --head --skip-trl  # and the output head alone, tiled vs plain (tile tuning)
     python benchmarks/grpo_scale.py --threads 2      # torch intra-op threads in every run (default 1)
 """
 
@@ -49,6 +53,7 @@ _spec.loader.exec_module(vs_trl)
 VOCAB = 151_936  # Qwen2.5
 PART1 = vs_trl.Workload(prompts=1, generations=8, new_tokens=512)
 PART2_PROMPTS, PART2_GENERATIONS, MIN_LEN, MAX_LEN, ROWS = 2, 8, 32, 1024, 8
+HEAD_TOKENS = 2048
 
 
 def make_model(path: Path) -> None:
@@ -133,6 +138,34 @@ def run_update(model: Path, steps: int, run_dir: Path, padding_free: bool) -> di
     return {"times": times, "micro_batches": micro, "real_tokens": real, "padded_tokens": batch.input_ids.numel()}
 
 
+def run_head(chunked: bool, tokens: int, steps: int) -> dict:
+    """The output head alone, forward + backward of the log-probs and entropies of `tokens` tokens at hidden 64:
+    our tiled head against the plain expression (the one `token_logprobs(chunk_size=0)` evaluates)."""
+    import torch
+
+    from rlvr.logprobs import head_logprobs
+    from rlvr.losses import entropy_from_logits
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(64, VOCAB, bias=False)
+    h = torch.randn(tokens, 64, requires_grad=True)
+    t = torch.randint(0, VOCAB, (tokens,))
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        if chunked:
+            logp, _ = head_logprobs(head, h, t, with_entropy=True)
+        else:
+            z = head(h).float()  # (K, V)
+            logp = z.gather(-1, t[:, None]).squeeze(-1) - torch.logsumexp(z, -1)
+            with torch.no_grad():
+                entropy_from_logits(z)
+        logp.sum().backward()
+        times.append(time.perf_counter() - t0)
+        h.grad = head.weight.grad = None
+    return {"times": times}
+
+
 def child(args: list[str]) -> None:
     import torch
 
@@ -141,7 +174,10 @@ def child(args: list[str]) -> None:
         vs_trl.child(which, model, steps, run_dir, threads, PART1)
         return
     torch.set_num_threads(threads)
-    res = run_update(model, steps, run_dir, padding_free=which == "padding-free")
+    if which.startswith("head"):
+        res = run_head(which == "head-tiled", HEAD_TOKENS, steps)
+    else:
+        res = run_update(model, steps, run_dir, padding_free=which == "padding-free")
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print("RESULT " + json.dumps(res), flush=True)
 
@@ -173,6 +209,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every run")
     ap.add_argument("--skip-trl", action="store_true", help="part 2 only")
+    ap.add_argument("--head", action="store_true", help=f"first, the output head alone: {HEAD_TOKENS} tokens, tiled vs plain")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -188,6 +225,11 @@ def main() -> None:
         model = Path(tmp) / "model"
         make_model(model)
         lines = []
+        if args.head:
+            print(f"head alone: {HEAD_TOKENS} tokens x hidden 64 x vocabulary {VOCAB}, log-probs + entropies, forward + backward")
+            ph = alternate(("head-plain", "head-tiled"), model, Path(tmp), args)
+            lines.append(f"head: tiled/plain peak RSS {ph['head-tiled']['rss'] / ph['head-plain']['rss']:.2f}, "
+                         f"speedup {ph['head-plain']['median'] / ph['head-tiled']['median']:.2f}")  # fmt: skip
         if not args.skip_trl:
             import trl
 

@@ -77,8 +77,8 @@ class GRPOConfig:
 
 @dataclass
 class SFTConfig:
-    batch_size: int = 16  # examples (or packed rows) per optimizer step
-    micro_batch_size: int = 16  # rows per forward/backward
+    batch_size: int = 16  # examples per optimizer step
+    micro_batch_size: int = 16  # examples per forward/backward (without packing)
     epochs: int = 1
     max_steps: int = 0  # 0 = run all epochs
     max_length: int = 512  # longer examples are an error, never silently cut

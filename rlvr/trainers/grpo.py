@@ -179,6 +179,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     acc = rt.accelerator
     if cfg.grpo.prompts_per_step % acc.num_processes:
         raise ValueError(f"grpo.prompts_per_step={cfg.grpo.prompts_per_step} must divide by the {acc.num_processes} processes")
+    if 0 < cfg.grpo.max_tokens_per_micro_batch <= cfg.generation.max_new_tokens:
+        raise ValueError(f"grpo.max_tokens_per_micro_batch={cfg.grpo.max_tokens_per_micro_batch} cannot hold a prompt "
+                         f"and a completion of generation.max_new_tokens={cfg.generation.max_new_tokens}")  # fmt: skip
     task = build_task(cfg.task, "task")
     verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
     stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))

@@ -53,6 +53,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if not hasattr(task, "sft_text"):
         raise ValueError(f"task {cfg.task.name!r} has no sft_text(sample): it gives no targets to train on")
     sc = cfg.sft
+    if sc.packing and 0 < sc.max_tokens_per_micro_batch < sc.max_length:
+        raise ValueError(f"sft.max_tokens_per_micro_batch={sc.max_tokens_per_micro_batch} cannot hold an example of "
+                         f"sft.max_length={sc.max_length} tokens")  # fmt: skip
     steps_per_epoch = math.ceil(len(task) / sc.batch_size)
     total = steps_per_epoch * sc.epochs if sc.max_steps <= 0 else min(sc.max_steps, steps_per_epoch * sc.epochs)
     rt = build_runtime(cfg, total_steps=total)

@@ -15,6 +15,7 @@ It does not generate, verify or save checkpoints (the test runs `rlvr train` und
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from accelerate.utils.launch import prepare_multi_gpu_env
 from torch.distributed.tensor import DTensor
 
 from rlvr.config import TrainConfig
@@ -40,6 +43,7 @@ SCALE_REWARDS = {
     "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none",
 }  # fmt: skip
 MAX_NEW_TOKENS = 12
+FSDP_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "accelerate" / "fsdp2.yaml"
 
 
 def global_rollout(vocab_size: int) -> Rollout:
@@ -86,13 +90,15 @@ def config(model_dir: str, run_dir: Path, mode: str, budget: int = 0) -> TrainCo
 
 
 def fsdp_accelerator() -> Accelerator:
-    """An accelerate FSDP2 accelerator on CPU (gloo): each decoder layer and the root sharded across processes.
-    accelerate itself only turns FSDP on for GPU-like devices (its state keeps MULTI_CPU, i.e. DDP, on a CPU
+    """accelerate's FSDP2 on CPU (gloo), configured by examples/accelerate/fsdp2.yaml as `accelerate launch`
+    reads it (its FSDP_* environment), in fp32 so the update compares with one fp32 process.
+    accelerate itself turns FSDP on only for GPU-like devices (its state stays MULTI_CPU, i.e. DDP, on a CPU
     host), but its FSDP2 preparation, no_sync and clipping run on CPU, so the state is switched here."""
-    plugin = FullyShardedDataParallelPlugin(
-        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["Qwen2DecoderLayer"],
-        reshard_after_forward=True, state_dict_type="FULL_STATE_DICT",
-    )  # fmt: skip
+    args = launch_command_parser().parse_args(["--config_file", str(FSDP_CONFIG), "train.py"])
+    args, _, _ = _validate_launch_command(args)  # what `accelerate launch` does with a config file
+    os.environ.update({k: v for k, v in prepare_multi_gpu_env(args).items() if k.startswith("FSDP_")})
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward, "examples/accelerate/fsdp2.yaml changed"
     acc = Accelerator(cpu=True, fsdp_plugin=plugin)
     acc.state.distributed_type, acc.state.fsdp_plugin = DistributedType.FSDP, plugin
     return acc

@@ -7,9 +7,10 @@ Under FSDP every forward all-gathers weights, so both processes must run the sam
 padding-free run gives them different token loads on purpose.
 
 accelerate enables FSDP only on GPU-like devices (on a CPU host its state stays MULTI_CPU, i.e. DDP, whatever the
-config says), so `dist_update.fsdp_accelerator` switches the state after construction; everything after that is
-accelerate's and torch's own FSDP2 code (prepare, no_sync via set_requires_gradient_sync, clip_grad_norm_ over
-DTensors), which runs on CPU with gloo in torch 2.13. On GPUs `accelerate launch --config_file
+config says), so `dist_update.fsdp_accelerator` builds the FSDP plugin from examples/accelerate/fsdp2.yaml the way
+`accelerate launch` reads it and switches the state after construction; everything after that is accelerate's
+and torch's own FSDP2 code (prepare, no_sync via set_requires_gradient_sync, clip_grad_norm_ over DTensors),
+which runs on CPU with gloo in torch 2.13. On GPUs `accelerate launch --config_file
 examples/accelerate/fsdp2.yaml` gets the same path without the switch (docs/distributed.md).
 """
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from rlvr.cli import main
 from rlvr.losses import LOSS_AGG_MODES, sft_loss
 from rlvr.packing import micro_batches, pack, part_logprobs
 from rlvr.rollout import pad_pairs
@@ -76,6 +77,14 @@ def test_packed_sft_batch_has_the_padded_gradients(tiny_model_dir, one_row, monk
     torch.testing.assert_close(out[True][0], out[False][0], **TOL)
     for name, grad in out[False][1].items():
         torch.testing.assert_close(out[True][1][name], grad, **TOL, msg=lambda m: f"{name}: {m}")
+
+
+def test_a_budget_that_cannot_hold_a_completion_is_a_config_error(tiny_model_dir, tmp_path, capsys):
+    config = Path(__file__).resolve().parents[3] / "configs" / "smoke_grpo.yaml"  # max_new_tokens 16
+    rc = main(["train", str(config), f"model.name_or_path={tiny_model_dir}", f"run_dir={tmp_path}",
+               "grpo.max_tokens_per_micro_batch=16"])  # fmt: skip
+    assert rc == 2
+    assert "grpo.max_tokens_per_micro_batch=16 cannot hold a prompt and a completion" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
