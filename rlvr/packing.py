@@ -18,6 +18,13 @@ those kernels cost (row length)^2 with a block-diagonal mask and skip nothing.
 
 What it does not: change which tokens carry loss, or drop sequences whose completion mask is all zero
 (they still cost a forward; the loss gives them no gradient).
+
+Differences from TRL/verl, on purpose: TRL's `padding_free` (SFT and DPO; its GRPOTrainer has none)
+flattens a batch into one row and is documented as supported with flash attention 2/3 only, and verl's
+`use_remove_padding` also rests on flash attention's varlen kernels. Here sdpa and eager work as well (a
+block-diagonal causal mask per row, built by transformers from the position ids), so a CPU or a plain GPU
+install gets it too. As with verl's `use_dynamic_bsz`, micro-batches come from a token budget and their
+count is made equal across data-parallel processes.
 """
 
 from __future__ import annotations

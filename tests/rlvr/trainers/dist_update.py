@@ -43,6 +43,7 @@ SCALE_REWARDS = {
     "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none",
 }  # fmt: skip
 MAX_NEW_TOKENS = 12
+BUDGET = 40  # tokens per padding-free micro-batch: the rollout's 16 sequences (5..25 tokens, 234 in all) need 6+
 FSDP_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "accelerate" / "fsdp2.yaml"
 
 

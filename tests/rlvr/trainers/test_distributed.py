@@ -2,7 +2,7 @@
 and `rlvr train` runs end to end under torchrun (one metrics writer, checkpoint and final model saved).
 
 The update comparison runs tests/rlvr/trainers/dist_update.py once with plain python (world 1, all 4 prompt
-groups) and once under torchrun (world 2, groups split `[rank::2]` as `collect` splits them), for every
+groups; the `single_updates` fixture of conftest.py, shared with the padding-free and FSDP tests) and once under torchrun (world 2, groups split `[rank::2]` as `collect` splits them), for every
 loss_agg_mode, and compares what the optimizer stepped on. The gradients are the tight check: AdamW's first
 steps are ~lr * sign(grad), so a gradient scaled by 2 (e.g. a lost `* num_processes` or a per-process
 denominator) moves the parameters almost as a correct one would, and float round-off in a near-zero gradient
@@ -62,13 +62,12 @@ def _torchrun(args: list[str]) -> list[str]:
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port())] + args  # fmt: skip
 
 
-def run_updates(model_dir: Path, tmp_path_factory, single: list[str], dist: list[str], *flags: str) -> tuple[Path, Path]:
-    """dist_update.py over the specs `single` in one process and `dist` under torchrun (2 processes, `flags`
-    such as --fsdp first); the two output directories."""
-    one, two = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("dist")
-    _run([sys.executable, str(SCRIPT), str(model_dir), str(one), *single], cwd=one)
+def run_updates(single: Path, model_dir: Path, tmp_path_factory, dist: list[str], *flags: str) -> tuple[Path, Path]:
+    """dist_update.py over the specs `dist` under torchrun (2 processes, `flags` such as --fsdp first), next to
+    the one-process outputs in `single` (the `single_updates` fixture); the two output directories."""
+    two = tmp_path_factory.mktemp("dist")
     _run(_torchrun([str(SCRIPT), *flags, str(model_dir), str(two), *dist]), cwd=two)
-    return one, two
+    return single, two
 
 
 def load_updates(runs: tuple[Path, Path], single: str, dist: str) -> tuple[dict, dict, dict]:
@@ -80,8 +79,8 @@ def load_updates(runs: tuple[Path, Path], single: str, dist: str) -> tuple[dict,
 
 
 @pytest.fixture(scope="module")
-def update_runs(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
-    return run_updates(tiny_model_dir, tmp_path_factory, list(LOSS_AGG_MODES), list(LOSS_AGG_MODES))
+def update_runs(single_updates, tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return run_updates(single_updates, tiny_model_dir, tmp_path_factory, list(LOSS_AGG_MODES))
 
 
 @pytest.mark.slow

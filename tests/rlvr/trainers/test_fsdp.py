@@ -24,22 +24,21 @@ from transformers import AutoModelForCausalLM
 
 from rlvr.metrics import read_metrics
 from rlvr.trainers.runtime import accumulating
-from dist_update import assert_same_update
+from dist_update import BUDGET, assert_same_update
 from test_distributed import CONFIG, HERE, LR, _run, _torchrun, load_updates, run_updates
 
-SPECS = ["token-mean", "seq-mean-token-sum-norm@40"]  # padded, and padding-free at 40 tokens per micro-batch
+SPECS = ["token-mean", f"seq-mean-token-sum-norm@{BUDGET}"]  # padded, and padding-free
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
-    plain = [s.split("@")[0] for s in SPECS]  # the reference: one process, padded
-    return run_updates(tiny_model_dir, tmp_path_factory, plain, SPECS, "--fsdp")
+def runs(single_updates, tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return run_updates(single_updates, tiny_model_dir, tmp_path_factory, SPECS, "--fsdp")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS)
 def test_two_fsdp_processes_update_like_one(runs, spec):
-    one, r0, r1 = load_updates(runs, spec.split("@")[0], spec)
+    one, r0, r1 = load_updates(runs, spec.split("@")[0], spec)  # the reference: one process, padded
     assert r0["micro_batches"] == r1["micro_batches"]
     for k in ("reward/mean", "accuracy", "verifier_errors"):
         assert r0["metrics"][k] == pytest.approx(one["metrics"][k], rel=1e-6), k

@@ -19,10 +19,9 @@ from rlvr.cli import main
 from rlvr.losses import LOSS_AGG_MODES, sft_loss
 from rlvr.packing import micro_batches, pack, part_logprobs
 from rlvr.rollout import pad_pairs
-from dist_update import assert_same_update
+from dist_update import BUDGET, assert_same_update
 from test_distributed import load_updates, run_updates
 
-BUDGET = 40  # tokens per micro-batch: the fixed rollout's 16 sequences (5..25 tokens) need 6+ of them
 TOL = dict(rtol=1e-4, atol=1e-6)
 
 
@@ -88,9 +87,8 @@ def test_a_budget_that_cannot_hold_a_completion_is_a_config_error(tiny_model_dir
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
-    packed = [f"{m}@{BUDGET}" for m in LOSS_AGG_MODES]
-    return run_updates(tiny_model_dir, tmp_path_factory, [*LOSS_AGG_MODES, *packed], packed)
+def runs(single_updates, tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return run_updates(single_updates, tiny_model_dir, tmp_path_factory, [f"{m}@{BUDGET}" for m in LOSS_AGG_MODES])
 
 
 @pytest.mark.slow
