@@ -57,10 +57,12 @@ def _logits(h: Tensor, weight: Tensor, bias: Tensor | None, temperature: float) 
     return z.div_(temperature) if temperature != 1.0 else z
 
 
-def _in_chunk(targets: Tensor, v0: int, v1: int) -> tuple[Tensor, Tensor]:
-    """(rows, columns) of the targets that fall in vocabulary rows v0:v1."""
-    rows = ((targets >= v0) & (targets < v1)).nonzero().squeeze(-1)
-    return rows, targets[rows] - v0
+def _in_chunk(targets: Tensor, v0: int, width: int) -> tuple[Tensor, Tensor]:
+    """(column, inside): each target's column in vocabulary rows v0:v0+width (clamped into range) and whether it
+    falls there. No data-dependent shapes, so no host sync on a GPU."""
+    col = targets - v0
+    inside = (col >= 0) & (col < width)
+    return col.clamp(0, width - 1)[:, None], inside
 
 
 class _LinearLogp(torch.autograd.Function):
@@ -81,7 +83,7 @@ class _LinearLogp(torch.autograd.Function):
         K, V = hidden.shape[0], weight.shape[0]
         n, m = _tiles(K, V, chunk_size)
         f32 = dict(dtype=torch.float32, device=hidden.device)
-        lse, zt = torch.empty(K, **f32), torch.empty(K, **f32)
+        lse, zt = torch.empty(K, **f32), torch.zeros(K, **f32)
         ent = torch.empty(K if with_entropy else 0, **f32)
         for s in range(0, K, n):
             h, t = hidden[s : s + n], targets[s : s + n]
@@ -89,8 +91,8 @@ class _LinearLogp(torch.autograd.Function):
             S1, S2 = torch.zeros_like(M), torch.zeros_like(M)
             for v0 in range(0, V, m):
                 z = _logits(h, weight[v0 : v0 + m], None if bias is None else bias[v0 : v0 + m], temperature)  # (n, m)
-                rows, cols = _in_chunk(t, v0, v0 + m)
-                zt[s + rows] = z[rows, cols]
+                col, inside = _in_chunk(t, v0, z.shape[1])
+                zt[s : s + n] = torch.where(inside, z.gather(-1, col).squeeze(-1), zt[s : s + n])
                 M_new = torch.maximum(M, z.amax(-1))
                 z.sub_(M_new[:, None])  # z - M_new <= 0
                 ez = z.exp()
@@ -129,8 +131,8 @@ class _LinearLogp(torch.autograd.Function):
                     # d logp_t / dz = onehot(t) - softmax(z); through z = (hW^T + b) / T a factor 1/T
                     dz = _logits(h, w, None if bias is None else bias[v0 : v0 + m], T)
                     dz = dz.sub_(lse[s : s + n, None]).exp_().mul_(-g[:, None])  # (n, m)
-                    rows, cols = _in_chunk(t, v0, v0 + m)
-                    dz[rows, cols] += g[rows]
+                    col, inside = _in_chunk(t, v0, dz.shape[1])
+                    dz.scatter_add_(-1, col, torch.where(inside, g, 0.0)[:, None])
                     if T != 1.0:
                         dz.div_(T)
                     dz = dz.to(w.dtype)
