@@ -18,15 +18,15 @@ uniformly from 32..1024 (seeded), rewards 0/1. Padded: `micro_batch_size` 8, eve
 longest completion (the default, `max_tokens_per_micro_batch: 0`; its head is the tiled one too). Padding-free: `max_tokens_per_micro_batch` =
 8 x (prompt + 1024), the padded micro-batch's worst case. Same alternation, median update seconds, peak RSS.
 
-With `--head`, first the output head alone (hidden 64 x VOCAB, 2048 tokens, log-probs and entropies, forward
+With `--parts head`, the output head alone (hidden 64 x VOCAB, 2048 tokens, log-probs and entropies, forward
 and backward): our tiled `head_logprobs` against the plain expression `token_logprobs(chunk_size=0)` evaluates.
 
 Ends with three lines: `memory ratio: X` (our peak RSS over TRL's), `speedup: Y` (TRL's s/step over ours) and
 `padding-free speedup: Z` (padded update s over padding-free). Not a test: it asserts nothing.
 
-    python benchmarks/grpo_scale.py                  # both parts, 2 rounds x 3 steps each
-    python benchmarks/grpo_scale.py --skip-trl       # part 2 only
-    python benchmarks/grpo_scale.py --head --skip-trl  # and the output head alone, tiled vs plain (tile tuning)
+    python benchmarks/grpo_scale.py                  # parts 1 and 2, 2 rounds x 3 steps each
+    python benchmarks/grpo_scale.py --parts padding  # part 2 only
+    python benchmarks/grpo_scale.py --parts head     # the output head alone, tiled vs plain (tile tuning)
     python benchmarks/grpo_scale.py --threads 2      # torch intra-op threads in every run (default 1)
 """
 
@@ -208,8 +208,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every run")
-    ap.add_argument("--skip-trl", action="store_true", help="part 2 only")
-    ap.add_argument("--head", action="store_true", help=f"first, the output head alone: {HEAD_TOKENS} tokens, tiled vs plain")
+    ap.add_argument("--parts", default="trl,padding", help="comma-separated: head (the output head alone, tiled vs "
+                    "plain), trl (part 1), padding (part 2)")  # fmt: skip
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -225,12 +225,13 @@ def main() -> None:
         model = Path(tmp) / "model"
         make_model(model)
         lines = []
-        if args.head:
+        parts = args.parts.split(",")
+        if "head" in parts:
             print(f"head alone: {HEAD_TOKENS} tokens x hidden 64 x vocabulary {VOCAB}, log-probs + entropies, forward + backward")
             ph = alternate(("head-plain", "head-tiled"), model, Path(tmp), args)
             lines.append(f"head: tiled/plain peak RSS {ph['head-tiled']['rss'] / ph['head-plain']['rss']:.2f}, "
                          f"speedup {ph['head-plain']['median'] / ph['head-tiled']['median']:.2f}")  # fmt: skip
-        if not args.skip_trl:
+        if "trl" in parts:
             import trl
 
             print(f"part 1: trl {trl.__version__} vs ours, {PART1.prompts} prompt x {PART1.generations} completions x "
@@ -241,10 +242,11 @@ def main() -> None:
                   f"update {statistics.median(split['update'][args.warmup:]):.2f} s")  # fmt: skip
             lines += [f"memory ratio: {p1['ours']['rss'] / p1['trl']['rss']:.2f}",
                       f"speedup: {p1['trl']['median'] / p1['ours']['median']:.2f}"]  # fmt: skip
-        print(f"part 2: our update, {PART2_PROMPTS} prompts x {PART2_GENERATIONS} completions of {MIN_LEN}..{MAX_LEN} "
-              f"tokens, padded ({ROWS} rows per micro-batch) vs padding-free ({ROWS} x (prompt + {MAX_LEN}) tokens)")  # fmt: skip
-        p2 = alternate(("padded", "padding-free"), model, Path(tmp), args)
-        lines.append(f"padding-free speedup: {p2['padded']['median'] / p2['padding-free']['median']:.2f}")
+        if "padding" in parts:
+            print(f"part 2: our update, {PART2_PROMPTS} prompts x {PART2_GENERATIONS} completions of {MIN_LEN}..{MAX_LEN} "
+                  f"tokens, padded ({ROWS} rows per micro-batch) vs padding-free ({ROWS} x (prompt + {MAX_LEN}) tokens)")  # fmt: skip
+            p2 = alternate(("padded", "padding-free"), model, Path(tmp), args)
+            lines.append(f"padding-free speedup: {p2['padded']['median'] / p2['padding-free']['median']:.2f}")
     print("\n".join(lines))
 
 

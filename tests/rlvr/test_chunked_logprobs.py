@@ -110,14 +110,14 @@ def test_linear_head_with_bias_against_hand_rolled_log_softmax(monkeypatch):
         torch.testing.assert_close(got, want, **TOL)
 
 
-def test_packed_rows_score_each_sequence_as_if_alone(model):
-    """Two sequences laid end to end in one row (position ids restarting, no attention mask) get the log-probs
-    they get alone: attention stays within each sequence."""
+def test_packed_rows_score_each_sequence_as_if_alone(model, small_tiles):
+    """Two sequences laid end to end in one row (position ids restarting, no attention mask) get, tiled, the
+    log-probs the plain path gives them alone: attention stays within each sequence."""
     a, b = torch.tensor([7, 8, 9, 10, 11]), torch.tensor([20, 21, 22, 23])
     row = torch.cat([a, b, torch.tensor([0, 0])])[None]  # (1, 11): a tail of padding
     pos = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 0, 1]])
     positions = torch.tensor([2, 3, 4, 6, 7, 8])  # the last 3 tokens of each
-    logp, ent = selected_logprobs(model, row, None, pos, positions, with_entropy=True)
+    logp, ent = selected_logprobs(model, row, None, pos, positions, with_entropy=True, chunk_size=2)
     alone_a, ent_a = token_logprobs(model, a[None], torch.ones(1, 5, dtype=torch.long), 3, with_entropy=True, chunk_size=0)
     alone_b, ent_b = token_logprobs(model, b[None], torch.ones(1, 4, dtype=torch.long), 3, with_entropy=True, chunk_size=0)
     torch.testing.assert_close(logp, torch.cat([alone_a[0], alone_b[0]]), **TOL)
@@ -181,9 +181,21 @@ def test_a_model_that_changes_the_logits_after_the_head_is_an_error_or_the_plain
     handle = model.register_forward_hook(lambda m, a, out: out.__class__(logits=out.logits * 2))
     try:
         with pytest.raises(RuntimeError, match="changes the logits after its output head"):
-            token_logprobs(model, ids, mask, C)
+            token_logprobs(model, ids, mask, C, chunk_size=3)
     finally:
         handle.remove()
     capped = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     capped.config.final_logit_softcapping = 30.0  # as Gemma 2 declares it: the plain path is taken
     assert output_head(capped) is None and output_head(model) is model.lm_head
+
+
+def test_default_tiles_only_logits_bigger_than_a_tile(model, monkeypatch):
+    """chunk_size=None takes the plain path when its logits fit in one tile (tiny vocabularies), else tiles."""
+    ids, mask, C = batch(padded=False)  # plain logits: 2 x 6 x 271 = 3252 values
+    calls, tiled = [], lp.head_logprobs
+    monkeypatch.setattr(lp, "head_logprobs", lambda *a, **k: calls.append(1) or tiled(*a, **k))
+    token_logprobs(model, ids, mask, C)
+    assert calls == []
+    monkeypatch.setattr(lp, "CHUNK_ELEMENTS", 3000)
+    token_logprobs(model, ids, mask, C)
+    assert calls == [1]

@@ -58,10 +58,12 @@ def test_pack_lays_sequences_end_to_end_with_restarting_positions():
 @pytest.mark.parametrize("one_row", [False, True], ids=["rows", "one_row"])
 def test_packed_sft_batch_has_the_padded_gradients(tiny_model_dir, one_row, monkeypatch):
     """Prompt + target examples of different lengths: masked NLL through packed rows equals it through padded rows,
-    log-probs and every parameter's gradient."""
+    log-probs and every parameter's gradient, both through the tiled head."""
+    import rlvr.logprobs
     import rlvr.packing
 
     monkeypatch.setattr(rlvr.packing, "one_row_attention", lambda model: one_row)  # the flash-attention layout, on sdpa
+    monkeypatch.setattr(rlvr.logprobs, "CHUNK_ELEMENTS", 64)  # the tiled head on the tiny vocabulary: 2 chunks of it
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     g = torch.Generator().manual_seed(0)
     pairs = [(torch.randint(5, 250, (p,), generator=g).tolist(), torch.randint(5, 250, (c,), generator=g).tolist())
