@@ -2,16 +2,15 @@
 
 What it does: runs the model's forward as usual (through DDP/FSDP/peft wrappers, so their hooks and gradient
 sync see it), but taps the output head: the head is handed an empty slice, and the hidden states it would
-have projected are projected here, `chunk_size` tokens at a time. Each chunk's logits (n, V), their
-float32 log-softmax, the chosen token's log-prob and the entropy exist only while that chunk is computed;
-the backward recomputes them chunk by chunk instead of keeping them. Peak memory for the head is a few
-(chunk_size, V) float32 buffers instead of several (B, C, V) ones. Only the positions asked for are
-projected, so prompt tokens and padding cost no head compute.
-- A plain `nn.Linear` head (tied to the embedding or not) goes through `_LinearLogp`, an autograd Function
-  that saves the hidden rows and one log-sum-exp per token and in its backward recomputes each chunk's
-  softmax and adds its gradient to the hidden rows, the weight and the bias (so a tied embedding gets both
-  of its gradients, summed by autograd as usual).
-- Any other head (peft LoRA on `lm_head`, `modules_to_save`, ...) is called per chunk under
+have projected are projected here, only at the positions asked for (prompt tokens and padding cost no head
+compute), a tile at a time. A tile's logits, their float32 softmax, the chosen token's log-prob and the
+entropy exist only while that tile is computed; the backward recomputes them tile by tile instead of keeping
+them. Peak memory for the head is a few tiles (about CHUNK_ELEMENTS float32 values each) instead of several
+(B, C, V) tensors.
+- A plain `nn.Linear` head (tied to the embedding or not, with or without bias) goes through `_LinearLogp`,
+  an autograd Function over tiles of tokens x vocabulary rows (see there). A tied embedding gets its head
+  gradient through the weight input, summed with its embedding gradient by autograd as usual.
+- Any other head (peft LoRA on `lm_head`, `modules_to_save`, ...) is called per chunk of tokens under
   `torch.utils.checkpoint`, so its own autograd handles its parameters.
 - `chunk_size=0` is the plain path (full logits, then log-softmax): the reference the tests compare against.
   The default (`None`) tiles unless the plain path's logits would fit in one tile anyway (tiny vocabularies).
@@ -19,12 +18,14 @@ projected, so prompt tokens and padding cost no head compute.
   `logits_scaling`) always take it; any other transform is caught (the model's output differs from what the
   head tap returned) and is an error, never a silent wrong log-prob.
 
-What it does not: compute losses, or give the entropy a gradient (it is a metric here, as in TRL and verl).
+What it does not: compute losses, or give the entropy a gradient (it is a metric here, as in TRL's GRPO).
 
 Differences from TRL/verl, on purpose: TRL materialises the (B, C, V) logits (`selective_log_softmax` only
-loops the log-softmax over rows, the backward keeps them all); verl's `FusedLinearForPPO` chunks like this
-but is patched into each supported model class's forward, and computes the entropy's gradient whether or not
-it is used. Here the head is tapped by hooks, so any causal LM whose head is its output embedding works.
+loops the log-softmax over rows; the backward keeps them). verl's `FusedLinearForPPO` chunks over tokens
+only, so each chunk's backward reads and writes the whole (V, H) weight gradient, takes the entropy as
+logsumexp(z) - sum(p z) (two numbers of size |z| cancelling), and is wired in by patching supported model
+classes' forward. Here tiles run over the vocabulary too, the entropy is log S1 - S2 / S1 (see
+`_LinearLogp`), and the head is tapped by hooks, so any causal LM whose head is its output embedding works.
 """
 
 from __future__ import annotations
