@@ -100,7 +100,7 @@ def one_row_attention(model: torch.nn.Module) -> bool:
 
 def pack(part: PaddedBatch, *, one_row: bool) -> PackedRows:
     """The sequences of `part` (left-padded prompt, right-padded completion per row) packed into rows."""
-    ids, attn = part.input_ids, part.attention_mask
+    ids, attn = part.input_ids.cpu(), part.attention_mask.cpu()  # laid out on the host: no device sync per row
     C = part.num_completion_tokens
     P = ids.shape[1] - C
     plen, clen = attn[:, :P].sum(-1).tolist(), attn[:, P:].sum(-1).tolist()
@@ -123,7 +123,7 @@ def pack(part: PaddedBatch, *, one_row: bool) -> PackedRows:
             dst.append(torch.arange(clen[i]) + i * C)
             o += L
         pos[r, o:] = torch.arange(W - o)
-    dev = ids.device
+    dev = part.input_ids.device
     return PackedRows(out_ids.to(dev), pos.to(dev), torch.cat(positions).to(dev), torch.cat(dst).to(dev))
 
 
