@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-TRAINERS = {"grpo": "rlvr.trainers.grpo", "sft": "rlvr.trainers.sft"}
+TRAINERS = {"grpo": "rlvr.trainers.grpo", "sft": "rlvr.trainers.sft", "ppo": "rlvr.trainers.ppo"}
 
 
 def run_training(cfg) -> dict[str, float]:
