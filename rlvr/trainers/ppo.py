@@ -26,35 +26,23 @@ signal), or export a shared critic from FSDP shards (pass a separate critic ther
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from contextlib import ExitStack
 
 import torch
 from tqdm.auto import tqdm
 
 from rlvr.advantages import TRUNCATION, explained_variance, gae, masked_mean_var, token_rewards, whiten
-from rlvr.checkpoint import save_pretrained
 from rlvr.config import TrainConfig
 from rlvr.evaluate import evaluate
 from rlvr.generation import build_generator
-from rlvr.heads import ValueHead, capture_hidden, load_value_model, save_shared_critic
 from rlvr.kl_control import KL_CONTROLLERS, next_kl_coef
 from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, value_loss
-from rlvr.policy import Reference, token_logprobs
+from rlvr.policy import Reference
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
+from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
 from rlvr.trainers.grpo import forward_logps
-from rlvr.trainers.runtime import (PromptStream, Runtime, build_runtime, build_task, clip_and_step,
-                                   optimizer_and_scheduler, step_optimizer)  # fmt: skip
+from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step, step_optimizer
 from verifiers.pool import VerifierPool
-
-
-@dataclass
-class Critic:
-    model: torch.nn.Module  # prepared `ValueModel` (separate) or `ValueHead` (shared)
-    optimizer: Any
-    scheduler: Any
-    shared: bool
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -79,42 +67,6 @@ def check_config(cfg: TrainConfig) -> None:
     if p.critic.mode == "shared" and (p.critic.init or cfg.model.lora.r > 0):
         raise ValueError("ppo.critic.mode=shared puts a fresh head on the policy's own full backbone: "
                          "ppo.critic.init and model.lora need ppo.critic.mode=separate")  # fmt: skip
-
-
-def critic_builder(cfg: TrainConfig, total_steps: int):
-    """`prepare_extra` for `build_runtime`: (critic with its optimizer and schedule, reference or None), built
-    before a checkpoint is loaded: a resume restores the critic, and the reference stays the initial policy."""
-
-    def prepare(acc, policy: torch.nn.Module, tokenizer) -> tuple[Critic, Reference | None]:
-        c = cfg.ppo.critic
-        if c.mode == "shared":
-            model: torch.nn.Module = ValueHead(policy.config.get_text_config().hidden_size)
-        else:
-            key = "ppo.critic.init" if c.init else "model.name_or_path"
-            model = load_value_model(c.init or cfg.model.name_or_path, key=key, policy_config=policy.config,
-                                     policy_tokenizer=tokenizer, dtype=cfg.model.dtype,
-                                     trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
-            if cfg.model.gradient_checkpointing:
-                model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        optimizer, scheduler = optimizer_and_scheduler(list(model.parameters()), c.lr, cfg, total_steps)
-        critic = Critic(*acc.prepare(model, optimizer, scheduler), shared=c.mode == "shared")
-        return critic, Reference(policy) if cfg.ppo.kl_coef > 0 else None
-
-    return prepare
-
-
-def forward(rt: Runtime, critic: Critic, part: PaddedBatch, *, policy: bool) -> tuple[torch.Tensor | None, ...]:
-    """(logp (B, C), entropy (B, C), values (B, C + 1)); logp and entropy None unless `policy`. Value j is read
-    before completion token j; value C is the state after the last column (for bootstrapping)."""
-    C, T = part.num_completion_tokens, rt.cfg.generation.temperature
-    logp = ent = None
-    if critic.shared:  # one forward: the head reads the hidden states the policy's logits come from
-        with capture_hidden(rt.policy) as seen, nullcontext() if policy else torch.no_grad():
-            logp, ent = token_logprobs(rt.model, part.input_ids, part.attention_mask, C, temperature=T, with_entropy=policy)
-        return logp, ent, critic.model(seen[-1][:, -C - 1 :])  # without `policy` the backbone gets no value gradient
-    if policy:
-        logp, ent = token_logprobs(rt.model, part.input_ids, part.attention_mask, C, temperature=T, with_entropy=True)
-    return logp, ent, critic.model(part.input_ids, part.attention_mask, C + 1)
 
 
 @torch.no_grad()
@@ -223,22 +175,17 @@ def update(rt: Runtime, critic: Critic, batch: PaddedBatch, *, kl_coef: float, t
                 norms.append(clip_and_step(rt))
             max_norm = rt.cfg.optim.max_grad_norm
             critic_norms.append(step_optimizer(acc, critic.model, critic.optimizer, critic.scheduler, max_norm))
+    # a micro-batch's loss is its share of its optimizer step's global loss: add the shares (over processes
+    # too) and average over optimizer steps; rates and means average over micro-batches
+    loss_keys = ["critic/vf_loss", "pg_loss"] if train_policy else ["critic/vf_loss"]
+    shares = torch.tensor([sums.pop(k) for k in loss_keys], dtype=torch.float64, device=acc.device)
+    shares = acc.reduce(shares, reduction="sum") / len(critic_norms)
     out = {k: v / max(n_micro, 1) for k, v in sums.items()}
+    out.update({k: float(v) for k, v in zip(loss_keys, shares)})
     out["critic/grad_norm"] = sum(critic_norms) / len(critic_norms)
     if norms:
         out["grad_norm"] = sum(norms) / len(norms)
     return out
-
-
-def save_critic(rt: Runtime, critic: Critic) -> None:
-    """The critic as an HF `*ForTokenClassification` (num_labels=1) at `run_dir/final/critic`."""
-    out = rt.run_dir / "final" / "critic"
-    if not critic.shared:
-        save_pretrained(rt.accelerator, critic.model, rt.tokenizer, out)
-        return
-    if rt.accelerator.is_main_process:
-        save_shared_critic(rt.policy, rt.accelerator.unwrap_model(critic.model), rt.tokenizer, out)
-    rt.accelerator.wait_for_everyone()
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:

@@ -22,7 +22,8 @@ import torch
 from dist_update import GROUP, MAX_NEW_TOKENS, NUM_PROMPTS, global_rollout
 from rlvr.advantages import whiten
 from rlvr.config import TrainConfig
-from rlvr.trainers.ppo import critic_builder, prepare_batch, update
+from rlvr.trainers.critic import critic_builder
+from rlvr.trainers.ppo import prepare_batch, update
 from rlvr.trainers.runtime import Runtime, build_runtime
 
 # variant -> (loss_agg_mode, critic mode, truncation)
