@@ -37,7 +37,7 @@ from rlvr.evaluate import evaluate
 from rlvr.generation import build_generator
 from rlvr.kl_control import KL_CONTROLLERS, next_kl_coef
 from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, value_loss
-from rlvr.policy import Reference
+from rlvr.policy import Reference, token_logprobs
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
 from rlvr.trainers.grpo import forward_logps
@@ -126,10 +126,29 @@ def _no_sync(acc, models: list[torch.nn.Module], sync: bool) -> ExitStack:
     return stack
 
 
+def _policy_loss(rt: Runtime, part: PaddedBatch, logp: torch.Tensor, ent: torch.Tensor, *, kl_coef: float,
+                 denom: float) -> tuple[torch.Tensor, dict]:
+    """The clipped policy loss of one micro-batch (its share of the global `denom`) and its metrics."""
+    p, cm = rt.cfg.ppo, part.completion_mask
+    is_w = None  # vLLM's sampler and the trainer disagree slightly: truncated importance sampling, as GRPO
+    if "sampler_logp" in part.extra and rt.cfg.generation.vllm.tis_cap > 0:
+        is_w = (part.extra["old_logp"] - part.extra["sampler_logp"]).exp().clamp(max=rt.cfg.generation.vllm.tis_cap)
+    pg, m = policy_loss(
+        logp, part.extra["old_logp"], part.extra["advantages"], cm,
+        clip_ratio_low=p.clip_ratio_low, clip_ratio_high=p.clip_ratio_high, clip_ratio_c=p.clip_ratio_c or None,
+        loss_agg_mode=p.loss_agg_mode, denom=denom, max_len=rt.cfg.generation.max_new_tokens,
+        ref_logp=part.extra.get("ref_logp") if p.kl_loss else None, kl_coef=kl_coef, kl_estimator=p.kl_loss_estimator,
+        is_weights=is_w,
+    )  # fmt: skip
+    if "kl" in m:
+        m["kl_loss"] = m.pop("kl")  # the KL term of the loss; "kl" is the rollout's
+    return pg, {**m, "pg_loss": pg.detach(), "entropy": (ent * cm).sum() / cm.sum().clamp(min=1)}
+
+
 def update(rt: Runtime, critic: Critic, batch: PaddedBatch, *, kl_coef: float, train_policy: bool) -> dict[str, float]:
     """`ppo_epochs` x `mini_batches` optimizer steps of policy (unless warming up the critic) and critic."""
     p, acc = rt.cfg.ppo, rt.accelerator
-    max_len = rt.cfg.generation.max_new_tokens
+    C, T, n_proc = batch.num_completion_tokens, rt.cfg.generation.temperature, acc.num_processes
     sums: dict[str, float] = {}
     n_micro, norms, critic_norms = 0, [], []
     for _ in range(p.ppo_epochs):
@@ -143,31 +162,30 @@ def update(rt: Runtime, critic: Critic, batch: PaddedBatch, *, kl_coef: float, t
             parts = list(torch.arange(len(mini)).split(p.micro_batch_size))
             for j, idx in enumerate(parts):
                 part = mini.slice(idx)
-                cm = part.completion_mask
                 with _no_sync(acc, [rt.model, critic.model], sync=j == len(parts) - 1):
-                    logp, ent, values = forward(rt, critic, part, policy=train_policy)
-                    vf, m = value_loss(
-                        values[:, :-1], part.extra["old_values"], part.extra["returns"], cm,
-                        clip_range=p.critic.clip_range or None, loss_agg_mode=p.loss_agg_mode, denom=denom, max_len=max_len,
+                    m: dict = {}
+                    pg = values = None
+                    if critic.shared:  # one forward, and below one backward: the value loss trains the backbone too
+                        logp, ent, values = forward(rt, critic, part, policy=train_policy)
+                        if train_policy:
+                            pg, m = _policy_loss(rt, part, logp, ent, kl_coef=kl_coef, denom=denom)
+                    elif train_policy:
+                        logp, ent = token_logprobs(rt.model, part.input_ids, part.attention_mask, C, temperature=T,
+                                                   with_entropy=True)  # fmt: skip
+                        pg, m = _policy_loss(rt, part, logp, ent, kl_coef=kl_coef, denom=denom)
+                        # backward before the critic's forward: the two graphs never coexist, so peak memory is
+                        # the larger of them, not their sum; DDP averages gradients, the denom is already global
+                        acc.backward(pg * n_proc)
+                        pg = None
+                    if values is None:
+                        values = critic.model(part.input_ids, part.attention_mask, C + 1)
+                    vf, vm = value_loss(
+                        values[:, :-1], part.extra["old_values"], part.extra["returns"], part.completion_mask,
+                        clip_range=p.critic.clip_range or None, loss_agg_mode=p.loss_agg_mode, denom=denom,
+                        max_len=rt.cfg.generation.max_new_tokens,
                     )  # fmt: skip
-                    m = {"critic/vf_loss": vf.detach(), "critic/vf_clip_frac": m["vf_clip_frac"]}
-                    loss = p.critic.vf_coef * vf
-                    if train_policy:
-                        is_w = None  # vLLM's sampler and the trainer disagree slightly: truncated IS, as GRPO
-                        if "sampler_logp" in part.extra and rt.cfg.generation.vllm.tis_cap > 0:
-                            is_w = (part.extra["old_logp"] - part.extra["sampler_logp"]).exp().clamp(max=rt.cfg.generation.vllm.tis_cap)
-                        pg, pm = policy_loss(
-                            logp, part.extra["old_logp"], part.extra["advantages"], cm,
-                            clip_ratio_low=p.clip_ratio_low, clip_ratio_high=p.clip_ratio_high,
-                            clip_ratio_c=p.clip_ratio_c or None, loss_agg_mode=p.loss_agg_mode, denom=denom,
-                            max_len=max_len, ref_logp=part.extra.get("ref_logp") if p.kl_loss else None,
-                            kl_coef=kl_coef, kl_estimator=p.kl_loss_estimator, is_weights=is_w,
-                        )  # fmt: skip
-                        if "kl" in pm:
-                            pm["kl_loss"] = pm.pop("kl")  # the KL term of the loss; "kl" is the rollout's
-                        m.update(pm, pg_loss=pg.detach(), entropy=(ent * cm).sum() / cm.sum().clamp(min=1))
-                        loss = loss + pg
-                    acc.backward(loss * acc.num_processes)  # DDP averages gradients; the denom is already global
+                    m.update({"critic/vf_loss": vf.detach(), "critic/vf_clip_frac": vm["vf_clip_frac"]})
+                    acc.backward((p.critic.vf_coef * vf + (pg if pg is not None else 0.0)) * n_proc)
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 n_micro += 1
