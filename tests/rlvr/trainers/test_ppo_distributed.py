@@ -47,6 +47,8 @@ def test_two_processes_make_the_ppo_update_of_one(ppo_runs, variant):
         torch.testing.assert_close(r1[key].view(2, 4, -1), full[[1, 3]], rtol=0, atol=1e-5, msg=key)
     adv, mask = one["advantages"], one["mask"]
     assert (adv * mask).sum().abs() < 1e-4 and abs(adv[mask > 0].std().item() - 1) < 1e-4  # whitened
+    # the verifier error (prompt 3, completion 2) is counted, and its completion gets no gradient at all
+    assert one["metrics"]["verifier_errors"] == 1.0 and mask[3 * 4 + 2].sum() == 0 and adv[3 * 4 + 2].abs().max() == 0
 
     for k in ("reward/mean", "accuracy", "verifier_errors", "kl", "kl_seq", "critic/value_mean",
               "critic/explained_variance", "advantages/mean", "advantages/std", "returns/mean"):  # fmt: skip
