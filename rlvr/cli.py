@@ -1,4 +1,5 @@
-"""Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr demo`, `rlvr list`.
+"""Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`, `rlvr demo`,
+`rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -11,7 +12,14 @@ import importlib
 import logging
 import sys
 
-TRAINERS = {"grpo": "rlvr.trainers.grpo", "sft": "rlvr.trainers.sft", "ppo": "rlvr.trainers.ppo"}
+TRAINERS = {
+    "grpo": "rlvr.trainers.grpo",
+    "sft": "rlvr.trainers.sft",
+    "ppo": "rlvr.trainers.ppo",
+    "dpo": "rlvr.trainers.dpo",
+    "kto": "rlvr.trainers.kto",
+    "eval": "rlvr.evaluate.command",
+}
 
 
 def run_training(cfg) -> dict[str, float]:
@@ -26,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train from a YAML config (the config names the algorithm)")
     t.add_argument("config", help="path to a YAML config")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-5 grpo.kl_coef=0.01")
+    e = sub.add_parser("eval", help="evaluate a model on a task: pass@k, maj@k, avg@n with intervals, samples.jsonl")
+    e.add_argument("config", nargs="?", help="YAML config: `algorithm: eval`, or a training config (its eval block)")
+    e.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.name_or_path=runs/x/final eval.k=[1,8]")
+    e.add_argument("--rescore", metavar="RUN_DIR", help="recompute RUN_DIR's summary from samples.jsonl, no generation")
+    e.add_argument("--reverify", action="store_true", help="with --rescore: run the verifier again on the completions")
     d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
     d.add_argument("--run-dir", default="runs/demo", help="where the checkpoint, metrics and plot go")
     d.add_argument("--grpo-steps", type=int, default=None, help="override the number of GRPO steps")
@@ -42,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.config, args.overrides)
             result = run_training(cfg)
             print({k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
+        elif args.cmd == "eval":
+            from rlvr.evaluate import command
+
+            if args.rescore and (args.config or args.overrides):
+                raise ValueError("rlvr eval: give a CONFIG or --rescore RUN_DIR, not both")
+            if args.rescore:
+                command.rescore(args.rescore, reverify_rows=args.reverify)
+            elif args.config:
+                from rlvr.config import load_config
+
+                command.run(load_config(args.config, args.overrides))
+            else:
+                raise ValueError("rlvr eval: give a CONFIG (YAML) or --rescore RUN_DIR")
         elif args.cmd == "demo":
             from rlvr.demo import run_demo
 

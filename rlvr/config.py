@@ -121,17 +121,50 @@ class SFTConfig:
 
 
 @dataclass
+class DPOConfig:
+    loss_type: str = "sigmoid"  # sigmoid | robust | hinge | ipo (per-token) | ipo_sum | sigmoid_norm | simpo (rlvr.losses.preference)
+    beta: float = 0.1
+    label_smoothing: float = 0.0  # sigmoid (conservative DPO), sigmoid_norm, simpo, robust; an error with the others
+    simpo_gamma: float = 0.5  # SimPO's target margin: -log sigmoid(beta * (avg_c - avg_r) - simpo_gamma)
+    nll_coef: float = 0.0  # + nll_coef * NLL of the chosen completions (CPO/SimPO's cpo_alpha, RPO's rpo_alpha)
+    batch_size: int = 16  # pairs per optimizer step
+    micro_batch_size: int = 8  # pairs per forward/backward (chosen and rejected in one forward)
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # prompt + completion tokens; a longer row is an error (or skipped), never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
+
+
+@dataclass
+class KTOConfig:
+    beta: float = 0.1
+    desirable_weight: float = 1.0  # lambda_D
+    undesirable_weight: float = 1.0  # lambda_U; keep lambda_D*n_D / (lambda_U*n_U) in [1, 4/3] (warned)
+    batch_size: int = 16  # examples per optimizer step; >= 2, the KL reference point pairs them up
+    micro_batch_size: int = 8  # examples per forward/backward
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # prompt + completion tokens; a longer row is an error (or skipped), never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
+
+
+@dataclass
 class EvalConfig:
     task: ComponentConfig = field(default_factory=ComponentConfig)  # name "" = no evaluation
     every: int = 0  # steps between evaluations (0 = only before and after training)
     max_new_tokens: int = 0  # 0 = generation.max_new_tokens
     temperature: float = 0.0  # 0 = greedy
-    samples_per_problem: int = 1  # accuracy is the mean over all samples (pass@1 estimated from k samples)
+    samples_per_problem: int = 1  # n; accuracy (= avg@n) is the mean over problems of the fraction correct
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    k: list[int] = field(default_factory=list)  # k of pass@k and maj@k ([] = 1, 2, 4, ... below n, and n)
+    bootstrap: int = 1000  # resamples of the two-level bootstrap behind the 95% intervals (0 = none)
+    breakdown: list[str] = field(default_factory=lambda: ["level", "difficulty", "subject", "type"])  # meta fields
 
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | ppo | sft
+    algorithm: str = "grpo"  # grpo | ppo | sft | dpo | kto | eval
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -146,6 +179,8 @@ class TrainConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

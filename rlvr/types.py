@@ -1,7 +1,8 @@
 """Torch-free data contracts shared by tasks, verifiers and trainers.
 
 `Sample` is what a task yields and a verifier reads; `Completion` is what a
-generation backend returns; `PreferencePair` feeds preference trainers.
+generation backend returns; `PreferencePair` and `UnpairedExample` feed
+preference trainers and reward models.
 Nothing here imports torch, so verifier worker processes start fast.
 """
 
@@ -46,9 +47,22 @@ class Completion:
 
 @dataclass
 class PreferencePair:
-    """A prompt with a preferred and a rejected response (DPO, reward models)."""
+    """A prompt with a preferred and a rejected response (DPO, reward models).
+
+    Strings are raw text (no chat template); message lists are rendered with the chat template.
+    """
 
     prompt: str | list[Message]
-    chosen: str
-    rejected: str
+    chosen: str | list[Message]
+    rejected: str | list[Message]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UnpairedExample:
+    """A prompt with one response labelled desirable or not (KTO)."""
+
+    prompt: str | list[Message]
+    completion: str | list[Message]
+    label: bool
     meta: dict[str, Any] = field(default_factory=dict)

@@ -143,6 +143,17 @@ def map_ids(pid: int, uid: int, gid: int) -> None:
     _write(f"/proc/{pid}/gid_map", f"{INSIDE_ID} {gid} 1")
 
 
+def die_with_parent(isolated: bool) -> None:
+    """In init: die when the worker that cloned it dies. Isolated, init is PID 1 of the run's namespace and its
+    death takes everything; unsafe, init first kills its process group (the harness and what the program
+    forked), itself included. Changing credentials clears this: call it again after `become_inside_user`."""
+    if isolated:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def become_inside_user() -> None:
     """In the child, once mapped: uid/gid 1000 inside, the fresh host ids outside.
 

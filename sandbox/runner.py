@@ -73,8 +73,10 @@ class _Run:
     fds: tuple[int, int, int, int, int]  # devnull, stdout, stderr, report, control (write ends)
 
 
-def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> ExecResult:
-    """Run `program` then `tests`; never raises for anything the program does."""
+def execute(program: str, tests: str, limits: Limits, isolated: bool = True,
+            owner_gone: Callable[[], bool] | None = None) -> ExecResult:
+    """Run `program` then `tests`; never raises for anything the program does. When `owner_gone()` turns true
+    (checked at least every 0.1 s), the run is killed at once: no one is left to want its result."""
     nonce = os.urandom(16).hex()  # not `secrets`: it loads OpenSSL, and a bigger worker forks slower
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -124,6 +126,9 @@ def execute(program: str, tests: str, limits: Limits, isolated: bool = True) -> 
         left = deadline - now
         if left <= 0:
             stop_reason = "timeout"
+            break
+        if owner_gone is not None and owner_gone():
+            stop_reason = "owner-gone"
             break
         if now >= next_memory_check:
             # Each process has its own address-space limit; this bounds all of them together.
@@ -222,12 +227,13 @@ def _sandboxed(run: _Run, go_r: int) -> int:
     devnull, out_w, err_w, rep_w, ctl_w = run.fds
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores signals it has no handler for
     try:
-        isolate.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL)  # W gone: the whole run goes
+        isolate.die_with_parent(run.isolated)  # W gone: the whole run goes
         os.setsid()  # a session of its own: the program's kill(0) reaches nothing outside the run
         if run.isolated:
             if os.read(go_r, 1) != b"g":
                 raise OSError(errno.EPERM, "the worker could not map the sandbox's uid/gid")
             isolate.become_inside_user()
+            isolate.die_with_parent(run.isolated)  # changing credentials cleared the death signal: again
             isolate.setup_filesystem(run.limits, run.worker_prepared)
         else:
             os.chdir(run.workdir)
@@ -255,6 +261,7 @@ def _sandboxed(run: _Run, go_r: int) -> int:
 
 def _harness_process(run: _Run) -> int:
     devnull, out_w, err_w, rep_w, ctl_w = run.fds
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # init's death handler is not the program's
     os.close(ctl_w)  # the trusted channel is init's alone
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
@@ -351,6 +358,8 @@ def _classify(stop_reason: str, nonce: str, out: bytearray, err: bytearray, rep:
         return result("memory", f"memory of all its processes together over {limits.memory_mb} MiB")
     if stop_reason == "output-limit":
         return result("output-limit", f"stdout + stderr over {limits.output_bytes} bytes")
+    if stop_reason == "owner-gone":
+        return result("sandbox-error", "the process that owns the pool exited; the run was killed")
     ctl_lines = bytes(ctl).splitlines()
     for line in ctl_lines:
         if line.startswith(b"setup-error"):

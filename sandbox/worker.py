@@ -7,14 +7,17 @@ syscalls instead of a new interpreter. Speaks pickle on two pipes: it reads
 `(program, tests, Limits, isolated)` and writes an `ExecResult`. The first
 message it writes is its hello: `(ok, reason)` from a probe run, so a host
 where isolation cannot be set up is known before any real program runs. It
-exits when its request pipe closes. A root worker first moves itself into a
-private, read-only mount namespace with home directories hidden.
+exits when its request pipe closes, and when the process that owns it dies
+(even killed, even mid-run: the run is killed first, within ~0.1 s). A root
+worker first moves itself into a private, read-only mount namespace with home
+directories hidden.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import sys
 
 from sandbox import isolate
@@ -26,6 +29,9 @@ from sandbox.runner import CLEAN_ENV, execute
 PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
            "random", "fractions", "decimal", "statistics", "copy", "operator", "datetime", "json",
            "socket", "traceback", "errno", "array", "dataclasses", "enum")
+
+
+OWNER_CHECK_S = 0.2  # how often an idle worker checks that its pool's process still exists
 
 
 def main() -> None:
@@ -45,12 +51,25 @@ def main() -> None:
     replies.flush()
     if not ok:
         return
+    owner_pid, hangup = os.getppid(), select.poll()
+    hangup.register(requests.fileno(), select.POLLHUP | select.POLLERR)
+
+    def owner_gone() -> bool:  # its end of the request pipe hung up, or (a child of it holds that end) we moved
+        return bool(hangup.poll(0)) or os.getppid() != owner_pid
+
     while True:
+        # wait for the next request, but not for a pool whose process has died (killed, it never closes us)
+        while not select.select([requests.fileno()], [], [], OWNER_CHECK_S)[0]:
+            if owner_gone():
+                return
         try:
             program, tests, limits, want_isolated = pickle.load(requests)
         except EOFError:
             return
-        result = execute(program, tests, limits, isolated=want_isolated and isolated)
+        # the pool sends one request and waits for its reply, so nothing is left unread in the buffer here
+        result = execute(program, tests, limits, isolated=want_isolated and isolated, owner_gone=owner_gone)
+        if owner_gone():
+            return  # the run was killed with its owner; no one is left to read the result
         pickle.dump(result, replies)
         replies.flush()
 

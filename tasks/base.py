@@ -44,7 +44,8 @@ class ListTask:
 TASKS = Registry(
     "task",
     "rlvr.tasks",
-    builtin_modules=("tasks.arithmetic", "tasks.loading", "tasks.gsm8k", "tasks.hendrycks_math", "tasks.code"),
+    builtin_modules=("tasks.arithmetic", "tasks.loading", "tasks.gsm8k", "tasks.hendrycks_math", "tasks.code",
+                     "tasks.preference"),
 )
 
 

@@ -44,7 +44,7 @@ _TOKEN = re.compile(
     r"(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<cmd>\\[a-zA-Z]+|\\[{}|])"
     r"|(?P<word>[a-zA-Z]+)"
-    r"|(?P<op>[-+*/^(){}\[\]!_|,'])"
+    r"|(?P<op>[-+*/^(){}\[\]!_|,'=])"
     r")"
 )
 _FUNCS = {
@@ -149,7 +149,9 @@ class _Parser:
         return self.power()
 
     def _starts_atom(self, t: tuple[str, str]) -> bool:
-        return t[0] in ("num", "word") or t[1] in ("(", "{", "\\{") or (
+        # a "|" opens |x| (as in 2|x|) when an even number of them is left, else it closes the one that is open
+        opens_abs = t[1] == "|" and sum(1 for k in self.toks[self.i :] if k[1] == "|") % 2 == 0
+        return t[0] in ("num", "word") or t[1] in ("(", "{", "\\{") or opens_abs or (
             t[0] == "cmd" and t[1] not in _MULOPS and t[1] not in ("\\}", "\\|", "\\rfloor", "\\rceil")
         )
 
@@ -178,8 +180,16 @@ class _Parser:
         v = self.atom()
         while (t := self.peek()) and t[1] == "!":
             self.take()
-            if v.is_Integer and v > MAX_FACTORIAL_ARG:
+            double = bool((t := self.peek()) and t[1] == "!")  # n!! is the double factorial
+            if double:
+                self.take()
+            if v.has(sympy.factorial, sympy.factorial2):  # (n!)! and 99999!!! only blow up
+                raise TooComplex("factorial of a factorial")
+            if v.is_number and v.is_finite and abs(v) > (MAX_FACTORIAL if double else MAX_FACTORIAL_ARG):
                 raise TooComplex(f"factorial of {v}")
+            if double:
+                v = sympy.factorial2(v) if v.is_Integer and v >= -1 else sympy.factorial2(v, evaluate=False)
+                continue
             # small ones exactly; 2004! stays a symbol-like factorial that evalf handles through gamma
             v = sympy.factorial(v) if v.is_Integer and 0 <= v <= MAX_FACTORIAL else sympy.factorial(v, evaluate=False)
         return v
@@ -269,6 +279,8 @@ class _Parser:
             return _CONSTS[name]
         if name in _FUNCS:
             return self.function(name)
+        if name in ("sum", "prod"):
+            return self.big_operator(name)
         if name in _GREEK:
             return sympy.Symbol(name)
         raise ParseError(f"unknown command {val}")
@@ -285,13 +297,36 @@ class _Parser:
         t = self.peek()
         if t and t[1] in ("(", "{"):
             arg = self.atom()
-        else:
+        else:  # "\sin 2x" is sin(2x): the argument runs over juxtaposed atoms, up to an operator or a function
             arg = self.power()
+            while (t := self.peek()) and (t[0] in ("num", "word") or t[1][1:] in _GREEK or t[1] == "\\pi"):
+                arg = arg * self.power()
         if name == "exp":
             v = _safe_pow(sympy.E, arg)
         else:
             v = sympy.log(arg, base) if base is not None else _FUNCS[name](arg)
         return _safe_pow(v, power) if power is not None else v
+
+
+    def big_operator(self, name: str) -> sympy.Expr:
+        """`\\sum_{k=a}^{b} body` (the body is one term): evaluated for up to 200 numeric terms, else kept whole."""
+        if (t := self.peek()) and t[1] in ("\\limits", "\\nolimits"):
+            self.take()
+        self.take("_")
+        self.take("{")
+        k = sympy.Symbol(self.take()[1])
+        self.take("=")
+        lo = self.expr()
+        self.take("}")
+        self.take("^")
+        hi = self.group()
+        body = self.term()
+        small = lo.is_Integer and hi.is_Integer and 0 <= hi - lo <= 200 and body.free_symbols <= {k}
+        # term by term, and only when no power's exponent grows with k (k^{k^k} at k = 200 would not end)
+        if small and all(pw.exp.is_Number for pw in body.atoms(sympy.Pow)):
+            terms = [body.subs(k, sympy.Integer(i)) for i in range(int(lo), int(hi) + 1)]
+            return sympy.Add(*terms) if name == "sum" else sympy.Mul(*terms)
+        return (sympy.Sum if name == "sum" else sympy.Product)(body, (k, lo, hi))
 
 
 def _height(e: sympy.Expr, depth: int = 0) -> int:
@@ -311,11 +346,16 @@ def _safe_pow(base: sympy.Expr, exp: sympy.Expr) -> sympy.Expr:
     if h >= 3 or (h >= 2 and base.is_number and abs(base) > 1):  # 2^{2^n} is an answer, e^{e^{e^e}} a bomb
         raise TooComplex("tower of exponents")
     if exp.is_Number and base.is_Rational and not base.is_zero:
-        size = abs(float(exp)) * abs(math.log2(abs(base.p)) - math.log2(base.q))
+        size = abs(float(exp)) * max(math.log2(abs(base.p)), math.log2(base.q))  # bits of the result's p or q
         if size > MAX_POW_BITS:
             raise TooComplex("power too large")
     elif exp.is_Number and abs(exp) > 1000:
         raise TooComplex("exponent too large")
+    elif exp.is_number and not exp.is_Number and not (base.is_number and abs(base) in (0, 1)):
+        # a constant exponent built from parts (10^{1000!}, 2^{\binom{500}{250}}): its size decides as above
+        mag = exp.evalf(5, maxn=20)
+        if not mag.is_finite or abs(mag) > 1000:
+            raise TooComplex("exponent too large")
     return sympy.Pow(base, exp)
 
 

@@ -30,6 +30,7 @@ import collections
 import importlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from typing import Any
 from rlvr.types import Sample
 from verifiers.base import Verdict
 
+OWNER_CHECK_MS = 100  # how often a worker checks that its pool's process still exists
 STARTUP_TIMEOUT_S = 120.0  # importing sympy on a loaded machine can take a while; a worker never ready is a bug
 
 
@@ -220,11 +222,17 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str, memory_mb: int =
 
     parent = os.getppid()
 
-    def watchdog() -> None:  # a worker stuck in a verifier must not outlive a pool that died without closing it
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(0)
+    def watchdog() -> None:
+        # a worker stuck in a verifier must not outlive a pool that died without closing it (killed, it never
+        # does): when the pool's end of the pipe hangs up or this process is re-parented, the worker's whole
+        # process group goes at once, with whatever its verifier started (a sandbox worker, a `sleep`)
+        hangup = select.poll()
+        hangup.register(read_fd, select.POLLHUP | select.POLLERR)
+        while not hangup.poll(OWNER_CHECK_MS) and os.getppid() == parent:
+            pass
+        if os.getpgrp() == os.getpid():  # started with a session of its own, as _Worker does
+            os.killpg(0, signal.SIGKILL)
+        os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True).start()
     recv_conn = Connection(read_fd, writable=False)
@@ -232,15 +240,9 @@ def worker_main(read_fd: int, write_fd: int, preload_json: str, memory_mb: int =
     for mod in json.loads(preload_json):
         importlib.import_module(mod)
     list_verifiers()  # import the built-in verifiers (and sympy) before saying ready
-    from verifiers.math_equiv import judge
+    from verifiers.math_equiv import warm_up
 
-    # warm sympy's caches and lazy imports on each comparison path, so the first items are not slow
-    for pred, gold in (
-        ("\\frac{1}{2}+\\sqrt{2}x", "x\\sqrt{2}+0.5"), ("\\sqrt{3}/2", "0.866"), ("x+y=2", "2x+2y=4"),
-        ("0 \\le x < 1", "[0,1)"), ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(1,2)"), ("\\sin^2 x", "1-\\cos^2 x"),
-        ("e^{i\\pi}", "-1"), ("\\{1,2\\}", "2, 1"),
-    ):  # fmt: skip
-        judge(pred, gold)
+    warm_up()  # sympy's caches and lazy imports on each comparison path, so the first items are not slow
 
     send_conn.send("ready")
     cache: dict[str, Any] = {}

@@ -2,7 +2,8 @@
 
 - `rlvr.losses.policy`: clipped policy gradient (PPO/GRPO/DAPO/Dr.GRPO), KL estimators, value loss, masked NLL,
   loss aggregation, entropy from logits.
-Later families (preference, reward models, distillation) get modules of their own beside it. Nothing here runs a
+- `rlvr.losses.preference`: DPO and its variants, SimPO, KTO, sequence log-probs with explicit normalisation.
+Later families (reward models, distillation) get modules of their own beside them. Nothing here runs a
 model or computes advantages (`rlvr.advantages`).
 """
 

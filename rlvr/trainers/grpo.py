@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import group_advantages
 from rlvr.config import TrainConfig
-from rlvr.evaluate import evaluate
+from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outputs
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
 from rlvr.policy import Reference, token_logprobs
@@ -183,19 +183,24 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
     ref = Reference(rt.policy) if cfg.grpo.kl_coef > 0 else None
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
+    if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
+        eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
+        check_samples(eval_samples, eval_spec)
     sampling = cfg.generation.sampling()
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
-        res = evaluate(
-            eval_samples, generator, rt.tokenizer, pool, verifier,
-            max_new_tokens=cfg.eval.max_new_tokens or cfg.generation.max_new_tokens,
-            temperature=cfg.eval.temperature, samples_per_problem=cfg.eval.samples_per_problem,
-        )  # fmt: skip
-        rt.logger.log(step, {f"eval/{k}": v for k, v in res.items()})
-        result.setdefault("eval/accuracy_before", res["accuracy"])
-        result["eval/accuracy"] = res["accuracy"]
+        """rlvr.evaluate on the live policy: metrics under eval/, samples and summary under run_dir/eval/step_N."""
+        max_prompt_len = rt.policy.config.max_position_embeddings - eval_spec.generation["max_new_tokens"]
+        res = evaluate(eval_samples, generator, rt.tokenizer, pool, eval_spec, max_prompt_len=max_prompt_len,
+                       progress=False)  # fmt: skip
+        m = res.log_metrics()
+        rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
+        if acc.is_main_process:
+            write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+        result.setdefault("eval/accuracy_before", m["accuracy"])
+        result["eval/accuracy"] = m["accuracy"]
 
     try:
         if eval_samples and rt.start_step == 0:
