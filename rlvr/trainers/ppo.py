@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import TRUNCATION, explained_variance, gae, masked_mean_var, token_rewards, whiten
 from rlvr.config import TrainConfig
-from rlvr.evaluate import evaluate
+from rlvr.evaluate import check_samples, spec_from_config
 from rlvr.generation import build_generator
 from rlvr.kl_control import KL_CONTROLLERS, next_kl_coef
 from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, value_loss
@@ -41,7 +41,8 @@ from rlvr.policy import Reference, token_logprobs
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
 from rlvr.trainers.grpo import forward_logps
-from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step, step_optimizer
+from rlvr.trainers.runtime import (PromptStream, Runtime, build_runtime, build_task, clip_and_step,
+                                  evaluate_during_training, step_optimizer)
 from verifiers.pool import VerifierPool
 
 
@@ -223,20 +224,18 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
     kl_coef = float(rt.state.get("kl_coef", p.kl_coef))
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
+    if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
+        eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
+        check_samples(eval_samples, eval_spec)
     sampling = cfg.generation.sampling()
     max_prompt_len = rt.policy.config.max_position_embeddings - cfg.generation.max_new_tokens
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
-        res = evaluate(
-            eval_samples, generator, rt.tokenizer, pool, verifier,
-            max_new_tokens=cfg.eval.max_new_tokens or cfg.generation.max_new_tokens,
-            temperature=cfg.eval.temperature, samples_per_problem=cfg.eval.samples_per_problem,
-        )  # fmt: skip
-        rt.logger.log(step, {f"eval/{k}": v for k, v in res.items()})
-        result.setdefault("eval/accuracy_before", res["accuracy"])
-        result["eval/accuracy"] = res["accuracy"]
+        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
+        result.setdefault("eval/accuracy_before", m["accuracy"])
+        result["eval/accuracy"] = m["accuracy"]
 
     try:
         if eval_samples and rt.start_step == 0:

@@ -148,8 +148,13 @@ def _run(model_dir, run_dir, *overrides) -> int:
 
 def test_shared_critic_run_logs_metrics_and_exports_hf_models(small_model_dir, tmp_path):
     run = tmp_path / "run"
-    assert _run(small_model_dir, run, "ppo.critic.mode=shared", "max_steps=2") == 0
-    rows = [r for r in read_metrics(run / "metrics.jsonl") if "reward/mean" in r]
+    evals = ["eval.task.name=arithmetic", "eval.task.args={num_samples: 4, seed: 3, split: test}", "eval.bootstrap=0",
+             "eval.samples_per_problem=2", "eval.temperature=1.0", "eval.every=1"]  # fmt: skip
+    assert _run(small_model_dir, run, "ppo.critic.mode=shared", "max_steps=2", *evals) == 0
+    metrics = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in metrics if "eval/accuracy" in r] == [0, 1, 2]  # before training, every step, at the end
+    assert sorted(p.name for p in (run / "eval").iterdir()) == [f"step_{i:06d}" for i in range(3)]
+    rows = [r for r in metrics if "reward/mean" in r]
     assert [r["critic_warmup"] for r in rows] == [1.0, 0.0]
     for key in ("critic/value_mean", "critic/explained_variance", "critic/vf_clip_frac", "critic/vf_loss", "kl_coef",
                 "advantages/mean", "advantages/std", "reward/mean", "accuracy", "kl", "clip_frac", "entropy",
