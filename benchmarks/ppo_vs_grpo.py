@@ -18,8 +18,9 @@ work on the machine hits each alike; seconds per step is the median of `time/ste
 the first, memory the process's peak RSS (`ru_maxrss`; the verifier pool's workers are other processes).
 Not a test: it asserts nothing.
 
-    python benchmarks/ppo_vs_grpo.py                       # ~25 min on 2 cores: 240 steps, seed 0, grpo + ppo
+    python benchmarks/ppo_vs_grpo.py       # 120 steps, seed 0, grpo + ppo: runs of 500-980 s each on 2 shared cores
     python benchmarks/ppo_vs_grpo.py --steps 120 --seeds 0 1 --variants grpo ppo ppo_1 --plot docs/ppo_vs_grpo.png
+    python benchmarks/ppo_vs_grpo.py --steps 30 --eval-every 15 --variants grpo ppo ppo_1        # ~8 min + SFT
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def plot(results: dict[str, list[dict]], png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=240)
+    ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=["grpo", "ppo"])
