@@ -1,5 +1,5 @@
-"""Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`, `rlvr demo`,
-`rlvr list`.
+"""Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
+`rlvr bestofn CONFIG [...]`, `rlvr demo`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -18,6 +18,9 @@ TRAINERS = {
     "ppo": "rlvr.trainers.ppo",
     "dpo": "rlvr.trainers.dpo",
     "kto": "rlvr.trainers.kto",
+    "rm": "rlvr.trainers.reward_model",
+    "prm": "rlvr.trainers.prm",
+    "bestofn": "rlvr.bestofn",
     "eval": "rlvr.evaluate.command",
 }
 
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
     d.add_argument("--run-dir", default="runs/demo", help="where the checkpoint, metrics and plot go")
     d.add_argument("--grpo-steps", type=int, default=None, help="override the number of GRPO steps")
+    b = sub.add_parser("bestofn", help="best-of-N / rejection sampling from a config (writes SFT rows and DPO pairs)")
+    b.add_argument("config", help="path to a YAML config (its algorithm is ignored)")
+    b.add_argument("overrides", nargs="*", help="dotted overrides, e.g. bestofn.num_samples=16")
     sub.add_parser("list", help="list registered verifiers and tasks")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -49,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     from rlvr.config import ConfigError
 
     try:
-        if args.cmd == "train":
+        if args.cmd in ("train", "bestofn"):
             from rlvr.config import load_config
 
             cfg = load_config(args.config, args.overrides)
+            if args.cmd == "bestofn":
+                cfg.algorithm = "bestofn"
             result = run_training(cfg)
             print({k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
         elif args.cmd == "eval":

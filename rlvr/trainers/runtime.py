@@ -25,7 +25,7 @@ from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint,
 from rlvr.config import TrainConfig, to_dict
 from rlvr.evaluate import EvalSpec, evaluate, write_outputs
 from rlvr.metrics import MetricsLogger, plot_metrics
-from rlvr.policy import load_policy
+from rlvr.policy import ModelConfig, load_policy
 from rlvr.types import Sample
 from tasks.base import Task, get_task
 
@@ -113,10 +113,13 @@ def optimizer_and_scheduler(params: list[torch.nn.Parameter], lr: float, cfg: Tr
     return optimizer, scheduler
 
 
-def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None, *,
+def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None,
+                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy, *,
                   prepare_extra: Callable[[Accelerator, torch.nn.Module, Any], Any] | None = None) -> Runtime:
-    """`prepare_extra(accelerator, policy, tokenizer)` builds and `accelerator.prepare`s more models and
-    optimizers (a critic) before the checkpoint is loaded, so that a resume restores them too."""
+    """Everything a trainer needs; `load_model` builds (model, tokenizer) from `cfg.model` (reward models pass a
+    classifier loader; the default is the causal-LM policy). `prepare_extra(accelerator, policy, tokenizer)`
+    builds and `accelerator.prepare`s more models and optimizers (a critic) before the checkpoint is loaded, so
+    that a resume restores them too."""
     # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
     # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
     accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
@@ -127,7 +130,7 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    model, tok = load_policy(cfg.model)
+    model, tok = load_model(cfg.model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = optimizer_and_scheduler(params, cfg.optim.lr, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
