@@ -19,14 +19,15 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import group_advantages
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outputs
+from rlvr.evaluate import check_samples, spec_from_config
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
 from rlvr.packing import max_over_processes, micro_batches, part_logprobs
 from rlvr.policy import Reference
 from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
-from rlvr.trainers.runtime import PromptStream, Runtime, accumulating, build_runtime, build_task, clip_and_step
+from rlvr.trainers.runtime import (PromptStream, Runtime, accumulating, build_runtime, build_task, clip_and_step,
+                                   evaluate_during_training)
 from verifiers.pool import VerifierPool
 
 
@@ -209,14 +210,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
-        """rlvr.evaluate on the live policy: metrics under eval/, samples and summary under run_dir/eval/step_N."""
-        max_prompt_len = rt.policy.config.max_position_embeddings - eval_spec.generation["max_new_tokens"]
-        res = evaluate(eval_samples, generator, rt.tokenizer, pool, eval_spec, max_prompt_len=max_prompt_len,
-                       progress=False)  # fmt: skip
-        m = res.log_metrics()
-        rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
-        if acc.is_main_process:
-            write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
         result.setdefault("eval/accuracy_before", m["accuracy"])
         result["eval/accuracy"] = m["accuracy"]
 

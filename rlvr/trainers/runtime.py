@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -23,6 +24,7 @@ from accelerate.utils import set_seed
 from rlvr.allocator import keep_freed_memory
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
+from rlvr.evaluate import EvalSpec, evaluate, write_outputs
 from rlvr.metrics import MetricsLogger, plot_metrics
 from rlvr.policy import ModelConfig, load_policy
 from rlvr.types import Sample
@@ -66,6 +68,7 @@ class Runtime:
     run_dir: Path
     start_step: int
     state: dict[str, Any]  # trainer state restored on resume (data position, ...)
+    extra: Any = None  # what `build_runtime(prepare_extra=...)` prepared (PPO's critic), restored on resume too
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -100,10 +103,24 @@ def _has_accelerator() -> bool:
     return acc.is_available() if acc is not None else torch.cuda.is_available()
 
 
+def optimizer_and_scheduler(params: list[torch.nn.Parameter], lr: float, cfg: TrainConfig, total_steps: int):
+    """AdamW over `params` at `lr` with `cfg.optim`'s other settings and LR schedule."""
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
+    scheduler = get_scheduler(
+        cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=total_steps
+    )
+    return optimizer, scheduler
+
+
 def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None,
-                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy) -> Runtime:
+                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy, *,
+                  prepare_extra: Callable[[Accelerator, torch.nn.Module, Any], Any] | None = None) -> Runtime:
     """Everything a trainer needs; `load_model` builds (model, tokenizer) from `cfg.model` (reward models pass a
-    classifier loader; the default is the causal-LM policy)."""
+    classifier loader; the default is the causal-LM policy). `prepare_extra(accelerator, policy, tokenizer)`
+    builds and `accelerator.prepare`s more models and optimizers (a critic) before the checkpoint is loaded, so
+    that a resume restores them too."""
     # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
     # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
     accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
@@ -116,15 +133,9 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     model, tok = load_model(cfg.model)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
-    )
-    from transformers import get_scheduler
-
-    scheduler = get_scheduler(
-        cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=total_steps
-    )
+    optimizer, scheduler = optimizer_and_scheduler(params, cfg.optim.lr, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    extra = prepare_extra(accelerator, accelerator.unwrap_model(model), tok) if prepare_extra else None
     start_step, state = 0, {}
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is not None:
@@ -138,7 +149,7 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         resume_step=start_step if ckpt is not None else None,
         is_main_process=accelerator.is_main_process,
     )
-    return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state)
+    return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state, extra)
 
 
 @contextmanager
@@ -154,10 +165,28 @@ def accumulating(accelerator: Accelerator, model: torch.nn.Module, last: bool) -
 
 def clip_and_step(rt: Runtime) -> float:
     """Gradient clipping (if configured), optimizer and scheduler step; returns the pre-clip grad norm."""
+    return step_optimizer(rt.accelerator, rt.model, rt.optimizer, rt.scheduler, rt.cfg.optim.max_grad_norm)
+
+
+def step_optimizer(accelerator: Accelerator, model: torch.nn.Module, optimizer, scheduler, max_grad_norm: float) -> float:
+    """`clip_and_step` for any prepared (model, optimizer, scheduler), e.g. a critic."""
     grad_norm = 0.0
-    if rt.cfg.optim.max_grad_norm > 0:
-        grad_norm = float(rt.accelerator.clip_grad_norm_(rt.model.parameters(), rt.cfg.optim.max_grad_norm))
-    rt.optimizer.step()
-    rt.scheduler.step()
-    rt.optimizer.zero_grad(set_to_none=True)
+    if max_grad_norm > 0:
+        grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
     return grad_norm
+
+
+def evaluate_during_training(rt: Runtime, step: int, samples: list[Sample], generator, pool,
+                             spec: EvalSpec) -> dict[str, float]:
+    """rlvr.evaluate on the live policy: metrics logged under eval/ at `step`, samples and summary written to
+    run_dir/eval/step_N by the main process; returns the metrics."""
+    max_prompt_len = rt.policy.config.max_position_embeddings - spec.generation["max_new_tokens"]
+    res = evaluate(samples, generator, rt.tokenizer, pool, spec, max_prompt_len=max_prompt_len, progress=False)
+    m = res.log_metrics()
+    rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
+    if rt.accelerator.is_main_process:
+        write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+    return m
