@@ -58,6 +58,7 @@ class OptimConfig:
 class GRPOConfig:
     prompts_per_step: int = 8  # prompts per optimizer step (x num_generations completions)
     micro_batch_size: int = 16  # completions per forward/backward (gradient accumulation inside a step)
+    max_tokens_per_micro_batch: int = 0  # > 0: padding-free micro-batches of at most this many prompt + completion tokens (instead of micro_batch_size rows)
     num_iterations: int = 1  # updates per batch (PPO epochs); 1 = on-policy fast path, no old-logp forward
     mini_batches: int = 1  # optimizer steps per batch per iteration
     estimator: str = "grpo"  # grpo | rloo
@@ -112,12 +113,13 @@ class PPOConfig:
 
 @dataclass
 class SFTConfig:
-    batch_size: int = 16  # examples (or packed rows) per optimizer step
-    micro_batch_size: int = 16  # rows per forward/backward
+    batch_size: int = 16  # examples per optimizer step
+    micro_batch_size: int = 16  # examples per forward/backward (without packing)
     epochs: int = 1
     max_steps: int = 0  # 0 = run all epochs
     max_length: int = 512  # longer examples are an error, never silently cut
-    packing: bool = False  # concatenate examples into max_length rows (attention kept per example)
+    packing: bool = False  # concatenate examples into rows (attention kept per example): no compute on padding
+    max_tokens_per_micro_batch: int = 0  # with packing: tokens per forward/backward (0 = micro_batch_size * max_length)
 
 
 @dataclass

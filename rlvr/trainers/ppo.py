@@ -40,7 +40,6 @@ from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, 
 from rlvr.policy import Reference, token_logprobs
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
-from rlvr.trainers.grpo import forward_logps
 from rlvr.trainers.runtime import (PromptStream, Runtime, build_runtime, build_task, clip_and_step,
                                   evaluate_during_training, step_optimizer)
 from verifiers.pool import VerifierPool
@@ -88,7 +87,9 @@ def prepare_batch(rt: Runtime, critic: Critic, ro: Rollout, ref: Reference | Non
     kl_tok = None
     if ref is not None:
         T = rt.cfg.generation.temperature
-        batch.extra["ref_logp"] = forward_logps(lambda ids, attn, c: ref.logprobs(ids, attn, c, T), batch, mb)
+        with torch.no_grad():
+            batch.extra["ref_logp"] = torch.cat([ref.logprobs(q.input_ids, q.attention_mask, C, T)
+                                                 for q in map(batch.slice, torch.arange(len(batch)).split(mb))])
         kl_tok = kl_penalty(old_logp, batch.extra["ref_logp"], p.kl_estimator if p.kl_in_reward else p.kl_loss_estimator)
         rows = (mask.sum(-1) > 0).float()
         n_tok, kl_sum, n_seq = sum_all(torch.stack([mask.sum(), (kl_tok * mask).sum(), rows.sum()])).tolist()

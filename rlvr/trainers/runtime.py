@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,17 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         is_main_process=accelerator.is_main_process,
     )
     return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state, extra)
+
+
+@contextmanager
+def accumulating(accelerator: Accelerator, model: torch.nn.Module, last: bool) -> Iterator[None]:
+    """Around one micro-batch's forward and backward: gradients sync across processes only on the `last` one
+    (DDP/FSDP `no_sync` before it), and accelerate's `sync_gradients` says so, which is what DeepSpeed steps on
+    (its backward runs the optimizer step when it is set: without this it would step after every micro-batch).
+    Set as accelerate's own `accumulate()` and transformers' Trainer set it; ours has a varying micro-batch count."""
+    accelerator.gradient_state._set_sync_gradients(last)
+    with nullcontext() if last else accelerator.no_sync(model):
+        yield
 
 
 def clip_and_step(rt: Runtime) -> float:
