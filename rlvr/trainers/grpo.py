@@ -186,7 +186,10 @@ def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
-    rt = build_runtime(cfg, total_steps=cfg.max_steps * cfg.grpo.num_iterations * cfg.grpo.mini_batches)
+    # The reference is built before a checkpoint loads (prepare_extra), so after a resume it is still the
+    # initial policy, not the resumed weights.
+    rt = build_runtime(cfg, total_steps=cfg.max_steps * cfg.grpo.num_iterations * cfg.grpo.mini_batches,
+                       prepare_extra=lambda acc, policy, tok: Reference(policy) if cfg.grpo.kl_coef > 0 else None)
     acc = rt.accelerator
     if cfg.grpo.prompts_per_step % acc.num_processes:
         raise ValueError(f"grpo.prompts_per_step={cfg.grpo.prompts_per_step} must divide by the {acc.num_processes} processes")
@@ -199,7 +202,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
     if rt.start_step > 0:
         generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
-    ref = Reference(rt.policy) if cfg.grpo.kl_coef > 0 else None
+    ref = rt.extra
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
     if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
         eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
