@@ -18,8 +18,9 @@ Differences from TRL / verl / OpenRLHF, on purpose:
 - KL in the reward and KL in the loss together is refused (counted twice otherwise).
 - `critic/explained_variance` is measured on the rollout's values before the update (how well the critic
   predicted returns it has not trained on); `advantages/mean|std` are logged before whitening.
-What it does not: reward models as reward sources (`token_rewards` takes one score per sequence; a later
-issue plugs them in), dynamic sampling (`filter_groups` is GRPO's: a critic gives a zero-variance group a
+A `reward_model:` block adds an ORM or PRM beside the verifier as in GRPO (`rlvr.rewards`); with a PRM and
+`process_advantages`, each step's reward sits on the step's last token next to the outcome score, before GAE.
+What it does not: dynamic sampling (`filter_groups` is GRPO's: a critic gives a zero-variance group a
 signal), or export a shared critic from FSDP shards (pass a separate critic there).
 """
 
@@ -38,6 +39,7 @@ from rlvr.generation import build_generator
 from rlvr.kl_control import KL_CONTROLLERS, next_kl_coef
 from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, value_loss
 from rlvr.policy import Reference, token_logprobs
+from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
 from rlvr.trainers.runtime import (PromptStream, Runtime, build_runtime, build_task, clip_and_step,
@@ -71,7 +73,7 @@ def check_config(cfg: TrainConfig) -> None:
 
 @torch.no_grad()
 def prepare_batch(rt: Runtime, critic: Critic, ro: Rollout, ref: Reference | None,
-                  kl_coef: float) -> tuple[PaddedBatch, dict[str, float]]:
+                  kl_coef: float, rm: RewardSource | None = None) -> tuple[PaddedBatch, dict[str, float]]:
     """Padded tensors, old/reference log-probs, values, token rewards, GAE returns and advantages."""
     p, acc = rt.cfg.ppo, rt.accelerator
     batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=p.truncation == "mask").to(acc.device)
@@ -81,6 +83,8 @@ def prepare_batch(rt: Runtime, critic: Critic, ro: Rollout, ref: Reference | Non
     lengths = batch.attention_mask[:, -C:].sum(-1)  # (N,) from token counts, EOS included; never from pad ids
     errors = ro.errors().reshape(-1).to(acc.device)
     scores = torch.where(errors, 0.0, ro.rewards().reshape(-1).to(acc.device))  # errored rows are masked out
+    if rm is not None and rm.process:  # the score is the verifier's; the PRM's steps are added below
+        scores = rm.cfg.verifier_weight * scores
     truncated = torch.tensor([c.truncated for g in ro.completions for c in g], device=acc.device)
     sum_all = lambda t: acc.reduce(t, reduction="sum")  # noqa: E731
     metrics: dict[str, float] = {}
@@ -99,6 +103,10 @@ def prepare_batch(rt: Runtime, critic: Critic, ro: Rollout, ref: Reference | Non
         bootstrap_values=values[torch.arange(len(batch), device=values.device), lengths], gamma=p.gamma,
         kl=kl_tok if p.kl_in_reward else None, kl_coef=kl_coef,
     )  # fmt: skip
+    if rm is not None:
+        metrics.update(rm.metrics(ro))
+        if rm.process:  # PRM step rewards on each step's last token, before GAE
+            rewards = rewards + rm.step_rewards(ro, C).to(rewards)
     adv, returns = gae(rewards, values[:, :C], mask, gamma=p.gamma, lam=p.lam)  # (N, C) each
     n, adv_mean, adv_var = masked_mean_var(adv, mask, sum_all)
     _, value_mean, _ = masked_mean_var(values[:, :C], mask, sum_all)
@@ -231,6 +239,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     sampling = cfg.generation.sampling()
     max_prompt_len = rt.policy.config.max_position_embeddings - cfg.generation.max_new_tokens
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
+    rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
@@ -249,8 +258,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             samples = stream.take(p.prompts_per_step)[acc.process_index :: acc.num_processes]
             prompt_ids = tokenize_prompts(rt.tokenizer, samples, max_prompt_len)
             ro = generate_and_verify(samples, prompt_ids, generator, pool, verifier, cfg.generation.num_generations, sampling)
+            if rm is not None:
+                ro = rm.rescore(ro)  # an ORM's (or aggregated PRM's) score joins the verifier's; the verifier stays
             t_gen = time.perf_counter() - t0
-            batch, m = prepare_batch(rt, critic, ro, ref, kl_coef)
+            batch, m = prepare_batch(rt, critic, ro, ref, kl_coef, rm)
             rt.model.train()
             train_policy = step >= p.critic.warmup_steps
             m.update(update(rt, critic, batch, kl_coef=kl_coef, train_policy=train_policy))
