@@ -114,6 +114,23 @@ def optimizer_and_scheduler(params: list[torch.nn.Parameter], lr: float, cfg: Tr
     return optimizer, scheduler
 
 
+def warn_low_precision_updates(params: list[torch.nn.Parameter], lr: float) -> None:
+    """Warn when AdamW would train 16-bit weights directly: its step is about `lr` per weight, and a bf16 weight
+    only moves when the step exceeds half its spacing (|w| / 256), so at lr 1e-6 every weight above ~5e-4 in
+    magnitude stays where it is. Float32 weights with autocast (fp32 master weights) do not lose the updates."""
+    half = [p for p in params if p.dtype in (torch.bfloat16, torch.float16)]
+    if not half:
+        return
+    w = torch.cat([p.detach().flatten()[:4096].float().abs() for p in half])
+    spacing = 2.0 ** -8 if half[0].dtype == torch.bfloat16 else 2.0 ** -11
+    lost = float((w * spacing / 2 > lr).float().mean())
+    if lost > 0.5:
+        log.warning("model.dtype %s with optim.lr %g: AdamW steps of ~%g are below half the spacing of %.0f%% of "
+                    "the sampled weights and round away; load model.dtype float32 and launch with "
+                    "`accelerate launch --mixed_precision bf16` (fp32 master weights), or train LoRA adapters",
+                    str(half[0].dtype).removeprefix("torch."), lr, lr, 100 * lost)  # fmt: skip
+
+
 def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None,
                   load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy, *,
                   prepare_extra: Callable[[Accelerator, torch.nn.Module, Any], Any] | None = None) -> Runtime:
@@ -133,6 +150,7 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     model, tok = load_model(cfg.model)
     params = [p for p in model.parameters() if p.requires_grad]
+    warn_low_precision_updates(params, cfg.optim.lr)
     optimizer, scheduler = optimizer_and_scheduler(params, cfg.optim.lr, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     extra = prepare_extra(accelerator, accelerator.unwrap_model(model), tok) if prepare_extra else None
