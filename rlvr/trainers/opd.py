@@ -34,13 +34,14 @@ import torch
 from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outputs
+from rlvr.evaluate import check_samples, spec_from_config
 from rlvr.generation import build_generator
 from rlvr.losses.distill import opd_advantages
-from rlvr.policy import load_policy, token_logprobs
+from rlvr.packing import part_logprobs
+from rlvr.policy import load_policy
 from rlvr.rollout import PaddedBatch, Rollout, pad_rollout
-from rlvr.trainers.grpo import advantages_for, collect, forward_logps, update
-from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task
+from rlvr.trainers.grpo import advantages_for, collect, forward_logps, micro_parts, update
+from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, evaluate_during_training
 from verifiers.pool import VerifierPool
 
 
@@ -73,13 +74,22 @@ def load_teacher(cfg: TrainConfig, rt: Runtime) -> torch.nn.Module:
     return teacher.to(rt.accelerator.device).eval()
 
 
+@torch.no_grad()
+def teacher_logps(rt: Runtime, teacher: torch.nn.Module, batch: PaddedBatch) -> torch.Tensor:
+    """The teacher's log-probs (N, C) of the sampled tokens at temperature 1, in the update's micro-batches."""
+    packed = rt.cfg.grpo.max_tokens_per_micro_batch > 0
+    logp = torch.zeros(batch.completion_mask.shape, device=batch.input_ids.device)
+    for idx in micro_parts(rt, batch):
+        logp[idx.to(logp.device)] = part_logprobs(teacher, batch.slice(idx), temperature=1.0, packed=packed)[0]
+    return logp
+
+
 def prepare_batch(rt: Runtime, ro: Rollout, teacher: torch.nn.Module) -> tuple[PaddedBatch, dict[str, float]]:
     """Padded tensors, the student's and teacher's log-probs of the sampled tokens, per-token advantages."""
     cfg, acc = rt.cfg, rt.accelerator
     batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=cfg.grpo.mask_truncated_completions).to(acc.device)
-    T, mb = cfg.generation.temperature, cfg.grpo.micro_batch_size
-    student = forward_logps(lambda ids, attn, c: token_logprobs(rt.model, ids, attn, c, temperature=T)[0], batch, mb)
-    teacher_logp = forward_logps(lambda ids, attn, c: token_logprobs(teacher, ids, attn, c)[0], batch, mb)
+    student = forward_logps(rt, rt.model, batch)  # (N, C) at the sampling temperature
+    teacher_logp = teacher_logps(rt, teacher, batch)
     seq_adv, metrics = advantages_for(rt, ro, None)  # (N,): also the reward/accuracy metrics
     adv, m = opd_advantages(student, teacher_logp, batch.completion_mask, kl_coef=cfg.opd.kl_coef,
                             discount=cfg.opd.discount,
@@ -111,12 +121,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
-        max_prompt_len = rt.policy.config.max_position_embeddings - eval_spec.generation["max_new_tokens"]
-        res = evaluate(eval_samples, generator, rt.tokenizer, pool, eval_spec, max_prompt_len=max_prompt_len, progress=False)
-        m = res.log_metrics()
-        rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
-        if acc.is_main_process:
-            write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
         result.setdefault("eval/accuracy_before", m["accuracy"])
         result["eval/accuracy"] = m["accuracy"]
 
