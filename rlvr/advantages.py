@@ -1,4 +1,5 @@
-"""Advantage estimators as pure functions: group-relative (GRPO, Dr.GRPO, RLOO), token-level GAE, whitening.
+"""Advantage estimators as pure functions: group-relative (GRPO, Dr.GRPO, RLOO), token-level GAE, whitening,
+process-supervised (step-reward) advantages.
 
 What it does: turns rewards (and, for GAE, values) into advantages. Tensors in, tensors out, no trainer
 state, no gradients (everything runs under `torch.no_grad`).
@@ -10,6 +11,10 @@ Differences from the references, on purpose:
   `compute_grpo_outcome_advantage`, but its default eps is 1e-6 (verl's) where TRL uses 1e-4.
 - Zero-variance groups give exact zeros, forced with `torch.where`: `r - mean` alone can leave float
   round-off (float32 mean of [0.11]*3 is off by 7e-9), which dividing by (0 + eps) inflates to ~0.01.
+- `process_advantages` (DeepSeekMath 4.1.3 process supervision; no maintained peer ships it: TRL declined it
+  in trl#3090) normalises step rewards with the POPULATION std of the group's steps by default (the paper's
+  `std(R)` over a set of rewards); `std="sample"` gives the unbiased one. Its input steps are any step rewards
+  (a PRM's probabilities, or PURE's min-form weighted ones from `min_form_rewards`).
 - `gae` does not whiten its output (verl's `compute_gae_advantage_return` does): call `whiten` yourself,
   so the trainer decides. Masked positions are 0 in both outputs (verl leaves the carried value there).
 """
@@ -112,3 +117,77 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, *, eps: float = 1e-
     if not shift_mean:
         out = out + mean
     return out * m
+
+
+STEP_STDS = ("population", "sample")
+
+
+def _check_steps(step_values: Tensor, step_ends: Tensor, step_mask: Tensor) -> None:
+    if not (step_values.shape == step_ends.shape == step_mask.shape) or step_values.dim() != 2:
+        raise ValueError(f"step values, ends and mask must all be (N, S); got {tuple(step_values.shape)}, "
+                         f"{tuple(step_ends.shape)}, {tuple(step_mask.shape)}")
+
+
+@torch.no_grad()
+def step_token_rewards(step_values: Tensor, step_ends: Tensor, step_mask: Tensor, num_tokens: int) -> Tensor:
+    """Each step's value placed on the step's last token (PPO with PRM step scores, before GAE).
+
+    step_values (N, S), step_ends (N, S) token index of each step's last token in the completion, step_mask
+    (N, S) 1 on real steps. Returns (N, num_tokens): values at the step ends, 0 elsewhere (two steps ending on
+    the same token add). A step ending at or past num_tokens is an error.
+    """
+    _check_steps(step_values, step_ends, step_mask)
+    m = step_mask.bool()
+    if bool(((step_ends < 0) | (step_ends >= num_tokens))[m].any()):
+        raise ValueError(f"a step ends outside the {num_tokens} completion tokens: {step_ends[m].tolist()}")
+    out = step_values.new_zeros(step_values.shape[0], num_tokens)
+    ends = torch.where(m, step_ends, torch.zeros_like(step_ends)).long()
+    return out.scatter_add_(1, ends, torch.where(m, step_values, torch.zeros_like(step_values)))
+
+
+@torch.no_grad()
+def process_advantages(step_rewards: Tensor, step_ends: Tensor, step_mask: Tensor, num_tokens: int, *,
+                       group_size: int, std: str = "population", eps: float = 1e-6) -> Tensor:
+    """Process-supervised GRPO advantages (DeepSeekMath 4.1.3).
+
+    step_rewards, step_ends, step_mask: (N, S), N = P * group_size completions in consecutive groups, S steps
+    at most (step_ends: token index of each step's last token; mask 1 on real steps). Returns (N, num_tokens).
+      r~ = (r - mean(R)) / (std(R) + eps), R = the rewards of every step of every completion of the group;
+      A_t = sum of r~_j over the steps j of this completion that end at or after token t.
+    Tokens after a completion's last step get 0. A group whose step rewards are all equal gets zeros (never
+    NaN). std: "population" (default; divides by |R|) or "sample" (|R| - 1).
+    """
+    _check_steps(step_rewards, step_ends, step_mask)
+    if std not in STEP_STDS:
+        raise ValueError(f"unknown std {std!r}; expected one of {STEP_STDS}")
+    N, S = step_rewards.shape
+    if group_size < 1 or N % group_size:
+        raise ValueError(f"{N} completions do not split into groups of {group_size}")
+    r = step_rewards.float().view(N // group_size, group_size * S)                 # (P, G*S)
+    m = step_mask.float().view_as(r)
+    n = m.sum(-1, keepdim=True)                                                    # (P, 1)
+    mean = (r * m).sum(-1, keepdim=True) / n.clamp(min=1)
+    var = ((r - mean) ** 2 * m).sum(-1, keepdim=True) / (n if std == "population" else n - 1).clamp(min=1)
+    normed = (r - mean) / (var.sqrt() + eps)
+    flat = ((r - r.gather(-1, m.argmax(-1, keepdim=True))).abs() * m).amax(-1, keepdim=True) == 0  # (P, 1)
+    normed = torch.where(flat, torch.zeros_like(normed), normed).view(N, S)
+    placed = step_token_rewards(normed, step_ends, step_mask, num_tokens)          # (N, T)
+    return placed.flip(-1).cumsum(-1).flip(-1)                                     # reverse cumsum over tokens
+
+
+@torch.no_grad()
+def min_form_rewards(step_rewards: Tensor, step_mask: Tensor, *, temperature: float = 0.1) -> Tensor:
+    """PURE's min-form credit assignment: step rewards re-weighted so their sum tends to the minimum.
+
+    step_rewards, step_mask: (N, S). Returns (N, S): w_j * r_j with w = softmax(-r / temperature) over the real
+    steps of each completion (0 on padding). As temperature -> 0, sum_j w_j r_j -> min_j r_j, so a completion's
+    return is set by its worst step, the defence against PRM reward hacking in Cheng et al. (2025).
+    """
+    if step_rewards.shape != step_mask.shape or step_rewards.dim() != 2:
+        raise ValueError(f"step_rewards and step_mask must both be (N, S); got {tuple(step_rewards.shape)}, {tuple(step_mask.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"min-form temperature must be > 0, got {temperature}")
+    m = step_mask.bool()
+    logits = torch.where(m, -step_rewards.float() / temperature, torch.full_like(step_rewards.float(), float("-inf")))
+    w = torch.softmax(logits, dim=-1).nan_to_num(0.0)                               # rows without steps: 0
+    return w * torch.where(m, step_rewards.float(), torch.zeros_like(step_rewards.float()))

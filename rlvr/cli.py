@@ -1,5 +1,5 @@
 """Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
-`rlvr demo [NAME]`, `rlvr list`.
+`rlvr bestofn CONFIG [...]`, `rlvr demo [NAME]`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -17,6 +17,9 @@ TRAINERS = {
     "sft": "rlvr.trainers.sft",
     "dpo": "rlvr.trainers.dpo",
     "kto": "rlvr.trainers.kto",
+    "rm": "rlvr.trainers.reward_model",
+    "prm": "rlvr.trainers.prm",
+    "bestofn": "rlvr.bestofn",
     "eval": "rlvr.evaluate.command",
 }
 
@@ -43,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=0, help="seed of every phase (data order, sampling)")
     d.add_argument("--run-dir", default="runs/demo", help="where each phase's checkpoints, metrics and plot go")
     d.add_argument("--configs", default=None, help="folder of the demo's YAML configs (default: configs/demo/)")
+    b = sub.add_parser("bestofn", help="best-of-N / rejection sampling from a config (writes SFT rows and DPO pairs)")
+    b.add_argument("config", help="path to a YAML config (its algorithm is ignored)")
+    b.add_argument("overrides", nargs="*", help="dotted overrides, e.g. bestofn.num_samples=16")
     sub.add_parser("list", help="list registered verifiers and tasks")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -50,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from rlvr.config import ConfigError
 
     try:
-        if args.cmd == "train":
+        if args.cmd in ("train", "bestofn"):
             from rlvr.config import load_config
 
             cfg = load_config(args.config, args.overrides)
+            if args.cmd == "bestofn":
+                cfg.algorithm = "bestofn"
             result = run_training(cfg)
             print({k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
         elif args.cmd == "eval":

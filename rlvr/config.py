@@ -85,6 +85,66 @@ class SFTConfig:
 
 
 @dataclass
+class PRMConfig:
+    """`algorithm: prm`: a token-classification head trained on step labels at the separator positions.
+    Data: `task` (stepwise_file | arithmetic_steps), held out: `eval.task`, every `eval.every` steps."""
+
+    head: str = "two_class"  # two_class (TRL, Qwen2.5-Math-PRM) | one_logit; both take soft labels
+    separator: str = "<extra_0>"  # must be one token of the tokenizer
+    batch_size: int = 16  # solutions per optimizer step
+    micro_batch_size: int = 16
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # longer solutions are an error naming the example, never cut
+
+
+@dataclass
+class RMConfig:
+    """`algorithm: rm`: a Bradley-Terry outcome reward model. Data: `task` (preference pairs), held out: `eval.task`."""
+
+    margin: float = 0.0  # the chosen score should beat the rejected one by this (Llama 2's margin loss)
+    center_rewards_coefficient: float = 0.0  # Eisenstein et al. centering, c * (r_c + r_r)^2 (TRL's name; 0.01 is usual)
+    batch_size: int = 16  # pairs per optimizer step
+    micro_batch_size: int = 8  # pairs per forward/backward (x2 sequences)
+    epochs: int = 1
+    max_steps: int = 0  # 0 = run all epochs
+    max_length: int = 1024  # a longer pair is a bad row naming it, never cut
+    skip_bad_rows: bool = False  # skip (and count, and list) rows that cannot be used instead of stopping
+
+
+@dataclass
+class RewardModelConfig:
+    """A trained reward model used as a reward beside the verifier (GRPO, best-of-N); never instead of it."""
+
+    path: str = ""  # "" = none; a model directory (a run's final/) or a hub name
+    kind: str = "orm"  # orm (one score) | prm (a score per step)
+    combine: str = "weighted_sum"  # weighted_sum | gate (RM counts only when the verifier passes) | normalize_then_sum
+    weight: float = 1.0  # the reward model's weight
+    verifier_weight: float = 1.0  # the verifier's weight (0 = rank by the reward model alone)
+    prm_aggregate: str = "min"  # PRM -> one score: min | product | last
+    process_advantages: str = "off"  # GRPO with a PRM: off | sum (DeepSeekMath process supervision) | min_form (PURE)
+    min_form_temperature: float = 0.1
+    step_std: str = "population"  # process_advantages normalisation: population | sample
+    step_delimiter: str = "\n\n"  # how a completion is cut into steps
+    separator: str = "<extra_0>"  # PRM step separator, one token
+    token_budget: int = 8192  # padded tokens per reward-model forward
+    max_length: int = 0  # 0 = the model's context
+    dtype: str = "float32"
+    trust_remote_code: bool = False  # Qwen2.5-Math-PRM's head is remote code
+
+
+@dataclass
+class BestOfNConfig:
+    """`rlvr bestofn` / `algorithm: bestofn`: N samples per prompt, scored; SFT rows and DPO pairs written."""
+
+    num_samples: int = 8  # N completions per prompt
+    prompts: int = 0  # prompts of the task to use (0 = all)
+    batch_size: int = 16  # prompts per generate call (x num_samples sequences)
+    keep: str = "best"  # best (one per prompt) | passing (every distinct completion the verifier passes)
+    min_gap: float = 0.0  # a pair needs best - worst > min_gap, else the group is dropped (counted)
+
+
+@dataclass
 class DPOConfig:
     loss_type: str = "sigmoid"  # sigmoid | robust | hinge | ipo (per-token) | ipo_sum | sigmoid_norm | simpo (rlvr.losses.preference)
     beta: float = 0.1
@@ -128,7 +188,7 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | dpo | kto | eval
+    algorithm: str = "grpo"  # grpo | sft | dpo | kto | rm | prm | bestofn | eval
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -142,6 +202,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
+    prm: PRMConfig = field(default_factory=PRMConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    bestofn: BestOfNConfig = field(default_factory=BestOfNConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
     kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

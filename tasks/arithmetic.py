@@ -52,22 +52,27 @@ def _apply(a: int, op: str, b: int) -> int:
     return a * b
 
 
-def solve(operands: list[int], ops: list[str]) -> tuple[int, list[str]]:
-    """The value of the expression and its steps ("4*5=20"), products first, then left to right."""
+def solve(operands: list[int], ops: list[str], error_step: int | None = None, delta: int = 0) -> tuple[int, list[str]]:
+    """The value of the expression and its steps ("4*5=20"), products first, then left to right.
+
+    With `error_step`, that step's result is off by `delta` and later steps carry the wrong value on (the
+    solutions with one wrong step that reward models learn from, `tasks.arithmetic_steps`)."""
     vals, rest = list(operands), list(ops)
     steps: list[str] = []
+
+    def step(a: int, op: str, b: int) -> int:
+        c = _apply(a, op, b) + (delta if len(steps) == error_step else 0)
+        steps.append(f"{a}{op}{b}={c}")
+        return c
+
     # products first, leftmost first, so the steps follow the precedence a reader expects
     while "*" in rest:
         i = rest.index("*")
-        c = vals[i] * vals[i + 1]
-        steps.append(f"{vals[i]}*{vals[i + 1]}={c}")
-        vals[i : i + 2] = [c]
+        vals[i : i + 2] = [step(vals[i], "*", vals[i + 1])]
         del rest[i]
     acc = vals[0]
     for op, b in zip(rest, vals[1:]):
-        c = _apply(acc, op, b)
-        steps.append(f"{acc}{op}{b}={c}")
-        acc = c
+        acc = step(acc, op, b)
     return acc, steps
 
 

@@ -24,14 +24,17 @@ from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outpu
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
 from rlvr.policy import Reference, token_logprobs
+from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step
 from verifiers.pool import VerifierPool
 
 
-def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampling, stats: dict) -> Rollout:
-    """This process's share of one step's prompts, rolled out; with `filter_groups`,
-    groups without reward variance are dropped and more prompts sampled (DAPO)."""
+def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampling, stats: dict,
+            rm: RewardSource | None = None) -> Rollout:
+    """This process's share of one step's prompts, rolled out (and rescored with the reward model beside the
+    verifier, if any); with `filter_groups`, groups without reward variance are dropped and more prompts
+    sampled (DAPO)."""
     cfg, acc = rt.cfg, rt.accelerator
     n_local = cfg.grpo.prompts_per_step // acc.num_processes
     max_prompt_len = rt.policy.config.max_position_embeddings - cfg.generation.max_new_tokens
@@ -44,6 +47,8 @@ def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampli
             samples, tokenize_prompts(rt.tokenizer, samples, max_prompt_len), generator, pool, verifier,
             cfg.generation.num_generations, sampling,
         )  # fmt: skip
+        if rm is not None:
+            ro = rm.rescore(ro)
         var = ro.rewards().std(-1) > 0  # (P,)
         stats["zero_var_groups"] = stats.get("zero_var_groups", 0) + int((~var).sum())
         if cfg.grpo.filter_groups:
@@ -97,7 +102,8 @@ def forward_logps(fn, batch: PaddedBatch, mb: int) -> torch.Tensor:
     return torch.cat([fn(p.input_ids, p.attention_mask, p.num_completion_tokens) for p in parts])
 
 
-def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None) -> tuple[PaddedBatch, dict[str, float]]:
+def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None,
+                  rm: RewardSource | None = None) -> tuple[PaddedBatch, dict[str, float]]:
     """Everything between rollout and update: padded tensors, old and reference log-probs where needed,
     the KL-in-reward penalty, and advantages over the global batch."""
     cfg, acc = rt.cfg, rt.accelerator
@@ -114,6 +120,10 @@ def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None) -> tuple[Padd
             kl_tok = kl_penalty(batch.extra["old_logp"], batch.extra["ref_logp"], cfg.grpo.kl_estimator)
             kl_seq = (kl_tok * batch.completion_mask).sum(-1).cpu()  # (N,)
     adv, metrics = advantages_for(rt, ro, kl_seq)
+    if rm is not None:
+        metrics.update(rm.metrics(ro))
+        if rm.process:  # (N, C) token advantages: outcome + process-supervised (PRM step rewards)
+            adv = rm.token_advantages(ro, adv, batch.num_completion_tokens)
     batch.extra["advantages"] = adv.to(acc.device)
     return batch, metrics
 
@@ -188,6 +198,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         check_samples(eval_samples, eval_spec)
     sampling = cfg.generation.sampling()
     pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
+    rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
@@ -211,9 +222,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             t0 = time.perf_counter()
             stats: dict = {}
             rt.model.eval()
-            ro = collect(rt, stream, generator, pool, verifier, sampling, stats)
+            ro = collect(rt, stream, generator, pool, verifier, sampling, stats, rm)
             t_gen = time.perf_counter() - t0
-            batch, m = prepare_batch(rt, ro, ref)
+            batch, m = prepare_batch(rt, ro, ref, rm)
             rt.model.train()
             m.update(update(rt, batch))
             t_sync = time.perf_counter()

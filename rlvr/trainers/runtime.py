@@ -13,7 +13,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from accelerate import Accelerator
@@ -23,7 +23,7 @@ from rlvr.allocator import keep_freed_memory
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
 from rlvr.metrics import MetricsLogger, plot_metrics
-from rlvr.policy import load_policy
+from rlvr.policy import ModelConfig, load_policy
 from rlvr.types import Sample
 from tasks.base import Task, get_task
 
@@ -99,7 +99,10 @@ def _has_accelerator() -> bool:
     return acc.is_available() if acc is not None else torch.cuda.is_available()
 
 
-def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None) -> Runtime:
+def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None,
+                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy) -> Runtime:
+    """Everything a trainer needs; `load_model` builds (model, tokenizer) from `cfg.model` (reward models pass a
+    classifier loader; the default is the causal-LM policy)."""
     # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
     # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
     accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
@@ -110,7 +113,7 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    model, tok = load_policy(cfg.model)
+    model, tok = load_model(cfg.model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
