@@ -4,8 +4,8 @@ The demo's GRPO phase learns from the hard problems' final answers alone. Withou
 that data is SFT on it: targets that are the bare answers (`\\boxed{17}`), there being no worked solutions.
 This script runs that SFT from the demo's own SFT checkpoint, on the GRPO phase's problems, for the same
 training time as the GRPO phase took (its `time/step` summed from `grpo/metrics.jsonl`; the step count is
-set from a timed probe of 10 SFT steps), then measures both models on the same held-out problems with the
-demo's behaviour table and ends with
+set from the seconds per step of a 12-step probe), then measures the SFT, GRPO and control models on the
+same held-out problems with the demo's behaviour table and ends with
 
     rl minus sft: D        (held-out accuracy of the GRPO model minus the control's)
 
@@ -58,9 +58,9 @@ def main() -> None:
 
     probe_dir = run_dir / "control-probe"
     shutil.rmtree(probe_dir, ignore_errors=True)
-    t0 = time.perf_counter()
-    sft_train(control_config(run_dir, probe_dir, args.seed, grpo_cfg.task.args, 10))
-    per_step = (time.perf_counter() - t0) / 10  # an upper bound: includes loading and saving once
+    sft_train(control_config(run_dir, probe_dir, args.seed, grpo_cfg.task.args, 12))
+    times = [r["time"] for r in read_metrics(probe_dir / "metrics.jsonl")]
+    per_step = (times[-1] - times[1]) / (len(times) - 2)  # steps 3..12: no model loading, no first-step warm-up
     shutil.rmtree(probe_dir)
     steps = max(1, round(grpo_seconds / per_step))
     control_dir = run_dir / "control"
