@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
+
+# run as a script, this folder is first on sys.path and its sandbox.py would shadow the `sandbox` package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from rlvr.config import load_config
 from rlvr.demo import CONFIGS, run_demo
@@ -44,6 +48,22 @@ def control_config(run_dir: Path, out: Path, seed: int, grpo_task_args: dict, ma
     return cfg
 
 
+def train_control(run_dir: Path, control_dir: Path, seed: int, task_args: dict, seconds: float) -> None:
+    """SFT for about `seconds` of training: the step count comes from a 12-step probe's seconds per step."""
+    probe_dir = run_dir / "control-probe"
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    sft_train(control_config(run_dir, probe_dir, seed, task_args, 12))
+    times = [r["time"] for r in read_metrics(probe_dir / "metrics.jsonl")]
+    per_step = (times[-1] - times[1]) / (len(times) - 2)  # steps 3..12: no model loading, no first-step warm-up
+    shutil.rmtree(probe_dir)
+    steps = max(1, round(seconds / per_step))
+    print(f"control: SFT on the GRPO problems' bare answers, {steps} steps (~{steps * per_step:.0f} s, the GRPO "
+          f"phase trained {seconds:.0f} s)", flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+    sft_train(control_config(run_dir, control_dir, seed, task_args, steps))
+    print(f"control trained {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/demo")
@@ -56,20 +76,11 @@ def main() -> None:
     grpo_cfg = load_config(run_dir / "grpo" / "config.json")
     grpo_seconds = sum(r["time/step"] for r in read_metrics(run_dir / "grpo" / "metrics.jsonl") if "time/step" in r)
 
-    probe_dir = run_dir / "control-probe"
-    shutil.rmtree(probe_dir, ignore_errors=True)
-    sft_train(control_config(run_dir, probe_dir, args.seed, grpo_cfg.task.args, 12))
-    times = [r["time"] for r in read_metrics(probe_dir / "metrics.jsonl")]
-    per_step = (times[-1] - times[1]) / (len(times) - 2)  # steps 3..12: no model loading, no first-step warm-up
-    shutil.rmtree(probe_dir)
-    steps = max(1, round(grpo_seconds / per_step))
     control_dir = run_dir / "control"
-    print(f"control: SFT on the GRPO problems' bare answers, {steps} steps (~{steps * per_step:.0f} s, the GRPO "
-          f"phase trained {grpo_seconds:.0f} s)", flush=True)  # fmt: skip
-    t0 = time.perf_counter()
-    sft_train(control_config(run_dir, control_dir, args.seed, grpo_cfg.task.args, steps))
-    print(f"control trained {time.perf_counter() - t0:.0f} s", flush=True)
-
+    if (control_dir / "final").is_dir():
+        print(f"control: {control_dir / 'final'} exists, not retrained", flush=True)
+    else:
+        train_control(run_dir, control_dir, args.seed, grpo_cfg.task.args, grpo_seconds)
     held_out = list(build_task(grpo_cfg.eval.task, "eval.task"))
     cols = {}
     with VerifierPool(num_workers=grpo_cfg.verifier.num_workers, timeout_s=grpo_cfg.verifier.timeout_s) as pool:
