@@ -39,8 +39,10 @@ def run_demo(name: str, run_dir: str | Path, seed: int, configs: str | Path | No
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The settings that differ between two configs, as "key: old -> new". Keys only one side has are not
+    differences: they are fields that another version of rlvr added or removed, at their defaults."""
     keys = []
-    for k in sorted(set(old) | set(new)):
+    for k in sorted(set(old) & set(new)):
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             keys += _changed_keys(a, b, f"{prefix}{k}.")

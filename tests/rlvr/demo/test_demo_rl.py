@@ -90,3 +90,12 @@ def test_summarize_counts_steps_right_steps_and_worked_solutions():
     assert s["steps_right"] == pytest.approx(2 / 3)  # of the 3 steps written, the third is off by one
     assert s["worked"] == pytest.approx(1 / 3)
     assert s["length"] == pytest.approx(sum(map(len, texts)) / 3)
+
+
+def test_a_run_dir_differs_only_in_settings_both_configs_have():
+    from rlvr.demo import _changed_keys
+
+    old = {"seed": 0, "sft": {"epochs": 4, "old_field": 1}}
+    new = {"seed": 0, "sft": {"epochs": 4}, "prm": {"head": "two_class"}}  # a newer rlvr added `prm`, dropped one
+    assert _changed_keys(old, new) == []
+    assert _changed_keys(old, {**new, "seed": 1}) == ["seed: 0 -> 1"]
