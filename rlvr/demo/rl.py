@@ -1,9 +1,9 @@
-"""The RL demo (`rlvr demo`, `rlvr demo rl`): a verifier rewarding final answers teaches what no
-demonstration showed.
+"""The RL demo (`rlvr demo`, `rlvr demo rl`): can a verifier rewarding final answers teach what no
+demonstration showed? (Measured on `tiny-qwen2`: not yet; docs/demo.md has the numbers.)
 
 Worked solutions exist only for easy problems; the harder problems come with final answers and nothing
-else. The demo runs three ordinary configs from `configs/demo/` and prints each as its `rlvr train`
-command:
+else. The demo runs two ordinary configs from `configs/demo/`, prints each as its `rlvr train`
+command, then measures:
 
 1. `sft.yaml`: SFT of `tiny-qwen2` (built offline) on worked solutions of the easy problems;
 2. `grpo.yaml`: GRPO on the hard problems, with the `math` verifier on the final answer as the only
