@@ -3,7 +3,7 @@ demonstration showed? (Measured on `tiny-qwen2`: not yet; docs/demo.md has the n
 
 Worked solutions exist only for easy problems; the harder problems come with final answers and nothing
 else. The demo runs two ordinary configs from `configs/demo/`, prints each as its `rlvr train`
-command, then measures:
+command:
 
 1. `sft.yaml`: SFT of `tiny-qwen2` (built offline) on worked solutions of the easy problems;
 2. `grpo.yaml`: GRPO on the hard problems, with the `math` verifier on the final answer as the only
