@@ -35,27 +35,44 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # run as a script, this folder is first on sys.path and its sandbox.py would shadow the `sandbox` package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-PROMPTS, GENERATIONS, NEW_TOKENS, LR = 8, 8, 64, 1e-5
+LR = 1e-5
 TASK = {"num_samples": 256, "seed": 0}
+
+
+@dataclass(frozen=True)
+class Workload:
+    prompts: int = 8  # per step
+    generations: int = 8  # per prompt; all prompts x generations go through one forward/backward
+    new_tokens: int = 64  # exactly: EOS is suppressed until then
+
+
+WORKLOAD = Workload()
+
+
+def force_length(path: Path, new_tokens: int) -> None:
+    """Completions of exactly `new_tokens` from the model in `path` (our HF backend generates with the model's
+    generation config; TRL gets the same through `generation_kwargs`)."""
+    gc_file = path / "generation_config.json"
+    gc = json.loads(gc_file.read_text())
+    gc["min_new_tokens"] = new_tokens
+    gc_file.write_text(json.dumps(gc, indent=2))
 
 
 def make_model(path: Path) -> None:
     from rlvr.tiny_models import build_tiny_model
 
     path.mkdir(parents=True, exist_ok=True)
-    build_tiny_model("tiny-qwen2", path)  # a private copy: its generation config is changed below
-    gc_file = path / "generation_config.json"
-    gc = json.loads(gc_file.read_text())
-    gc["min_new_tokens"] = NEW_TOKENS  # our HF backend generates with the model's generation config
-    gc_file.write_text(json.dumps(gc, indent=2))
+    build_tiny_model("tiny-qwen2", path)  # a private copy: its generation config is changed
+    force_length(path, WORKLOAD.new_tokens)
 
 
-def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float, dict[str, list[float]]]:
+def run_ours(model: Path, steps: int, run_dir: Path, w: Workload = WORKLOAD) -> tuple[list[float], float, dict[str, list[float]]]:
     from rlvr.config import ComponentConfig, TrainConfig
     from rlvr.metrics import read_metrics
     from rlvr.trainers.grpo import train
@@ -63,8 +80,8 @@ def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float
     cfg = TrainConfig(algorithm="grpo", run_dir=str(run_dir), seed=0, max_steps=steps, save_every=0, report_to=["jsonl"])
     cfg.model.name_or_path = str(model)
     cfg.task = ComponentConfig("arithmetic", dict(TASK))
-    cfg.generation.num_generations, cfg.generation.max_new_tokens, cfg.generation.temperature = GENERATIONS, NEW_TOKENS, 1.0
-    cfg.grpo.prompts_per_step, cfg.grpo.micro_batch_size, cfg.grpo.kl_coef = PROMPTS, PROMPTS * GENERATIONS, 0.0
+    cfg.generation.num_generations, cfg.generation.max_new_tokens, cfg.generation.temperature = w.generations, w.new_tokens, 1.0
+    cfg.grpo.prompts_per_step, cfg.grpo.micro_batch_size, cfg.grpo.kl_coef = w.prompts, w.prompts * w.generations, 0.0
     cfg.optim.lr, cfg.optim.max_grad_norm = LR, 1.0
     cfg.verifier.num_workers = 1
     train(cfg)
@@ -74,7 +91,7 @@ def run_ours(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float
     return [r["time/step"] for r in rows], statistics.mean(r["completion_len"] for r in rows), split
 
 
-def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float, dict[str, list[float]]]:
+def run_trl(model: Path, steps: int, run_dir: Path, w: Workload = WORKLOAD) -> tuple[list[float], float, dict[str, list[float]]]:
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -112,9 +129,9 @@ def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float,
 
     args = GRPOConfig(
         output_dir=str(run_dir), use_cpu=True, bf16=False, fp16=False, seed=0,
-        use_vllm=False, beta=0.0, num_generations=GENERATIONS, num_iterations=1,
-        per_device_train_batch_size=PROMPTS * GENERATIONS, gradient_accumulation_steps=1,
-        max_completion_length=NEW_TOKENS, generation_kwargs={"min_new_tokens": NEW_TOKENS},
+        use_vllm=False, beta=0.0, num_generations=w.generations, num_iterations=1,
+        per_device_train_batch_size=w.prompts * w.generations, gradient_accumulation_steps=1,
+        max_completion_length=w.new_tokens, generation_kwargs={"min_new_tokens": w.new_tokens},
         temperature=1.0, top_p=1.0, top_k=0,
         learning_rate=LR, lr_scheduler_type="constant", max_grad_norm=1.0, gradient_checkpointing=False,
         max_steps=steps, logging_steps=10_000, save_strategy="no", eval_strategy="no", report_to="none",
@@ -127,22 +144,26 @@ def run_trl(model: Path, steps: int, run_dir: Path) -> tuple[list[float], float,
     return [b - a for a, b in zip(stamps, stamps[1:])], statistics.mean(lens), {}
 
 
-def child(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> None:
+def child(which: str, model: Path, steps: int, run_dir: Path, threads: int, w: Workload = WORKLOAD) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    times, mean_len, split = (run_ours if which == "ours" else run_trl)(model, steps, run_dir)
+    times, mean_len, split = (run_ours if which == "ours" else run_trl)(model, steps, run_dir, w)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print("RESULT " + json.dumps({"times": times, "peak_rss_mb": rss_mb, "mean_len": mean_len, "split": split}), flush=True)
 
 
-def measure(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", which, str(model), str(steps), str(run_dir), str(threads)]
+def run_child(cmd: list[str], what: str) -> dict:
+    """Run `cmd` (a fresh process) and return the JSON of its last `RESULT ` line."""
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"{which} run failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
+        raise RuntimeError(f"{what} run failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT ") :])
+
+
+def measure(which: str, model: Path, steps: int, run_dir: Path, threads: int) -> dict:
+    return run_child([sys.executable, __file__, "--child", which, str(model), str(steps), str(run_dir), str(threads)], which)
 
 
 def main() -> None:
@@ -160,8 +181,9 @@ def main() -> None:
     import torch
     import trl
 
-    print(f"torch {torch.__version__}, trl {trl.__version__}, {args.threads} thread(s); workload: {PROMPTS} prompts x "
-          f"{GENERATIONS} generations x {NEW_TOKENS} new tokens, beta 0, CPU fp32")  # fmt: skip
+    w = WORKLOAD
+    print(f"torch {torch.__version__}, trl {trl.__version__}, {args.threads} thread(s); workload: {w.prompts} prompts x "
+          f"{w.generations} generations x {w.new_tokens} new tokens, beta 0, CPU fp32")  # fmt: skip
     times: dict[str, list[float]] = {"trl": [], "ours": []}
     rss: dict[str, float] = {"trl": 0.0, "ours": 0.0}
     split: dict[str, list[float]] = {"rollout": [], "update": []}

@@ -1,9 +1,11 @@
 """Advantage estimators as pure functions: group-relative (GRPO, Dr.GRPO, RLOO), token-level GAE, whitening,
-process-supervised (step-reward) advantages.
+the per-token rewards PPO feeds to GAE, and process-supervised (step-reward) advantages.
 
-What it does: turns rewards (and, for GAE, values) into advantages. Tensors in, tensors out, no trainer
-state, no gradients (everything runs under `torch.no_grad`).
-What it does not: compute rewards (verifiers do), filter groups (`filter_groups` is rollout's job), or
+What it does: turns rewards (and, for GAE, values) into advantages; places per-sequence scores and per-token
+KL penalties on tokens (`token_rewards`). Tensors in, tensors out, no trainer state, no gradients (everything
+runs under `torch.no_grad`). Statistics that must span all processes (`whiten`, `explained_variance`) take a
+`sum_all` function (e.g. `lambda t: accelerator.reduce(t, "sum")`) instead of knowing about processes.
+What it does not: compute scores (verifiers do), filter groups (`filter_groups` is rollout's job), or
 broadcast sequence advantages over tokens (`losses.policy_loss` accepts (B,) advantages directly).
 
 Differences from the references, on purpose:
@@ -17,13 +19,21 @@ Differences from the references, on purpose:
   (a PRM's probabilities, or PURE's min-form weighted ones from `min_form_rewards`).
 - `gae` does not whiten its output (verl's `compute_gae_advantage_return` does): call `whiten` yourself,
   so the trainer decides. Masked positions are 0 in both outputs (verl leaves the carried value there).
+- `whiten` takes its mean and variance over all processes when given `sum_all` (TRL and verl whiten each
+  rank's batch alone, so the result depends on how the batch is sharded).
+- `token_rewards` puts the score on the last real token of each completion (the EOS when one was emitted),
+  found from the completion's length, never by searching for a pad id; TRL puts it on the first padding
+  token after EOS (trl#1893) and finds EOS as `ids == pad`, which breaks when pad and EOS share an id.
 """
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 ESTIMATORS = ("grpo", "rloo")
 SCALE_REWARDS = ("group", "batch", "none")
+TRUNCATION = ("penalize", "mask", "bootstrap")
 
 
 @torch.no_grad()
@@ -100,23 +110,90 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, *, gamma: float = 1.0,
     return advantages, returns
 
 
+def _local_sum(t: Tensor) -> Tensor:
+    return t
+
+
+def masked_mean_var(x: Tensor, m: Tensor, sum_all: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """(count, mean, unbiased variance) of x where m is 1, over every process `sum_all` sums across."""
+    x, m = x.to(torch.float64), m.to(torch.float64)
+    n, s = sum_all(torch.stack([m.sum(), (x * m).sum()])).unbind()
+    mean = s / n
+    sq = sum_all(((x - mean) ** 2 * m).sum())
+    return n, mean, sq / (n - 1)
+
+
 @torch.no_grad()
-def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, *, eps: float = 1e-8) -> Tensor:
+def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, *, eps: float = 1e-8,
+           sum_all: Callable[[Tensor], Tensor] = _local_sum) -> Tensor:
     """Masked whitening: (x - mean) / sqrt(var + eps) over the positions where mask is 1.
 
     x, mask: (B, T) (any matching shapes work). var is unbiased (as TRL's and verl's `masked_whiten`).
     shift_mean=False adds the mean back (scale only, as TRL's `whiten`). Masked positions are 0 in the output.
+    sum_all: sums a tensor over all processes (default: this process only), so that N processes holding
+    3 tokens each get what one process holding all 3N gets.
     """
     m = mask.to(x.dtype)
-    n = m.sum()
+    n, mean, var = masked_mean_var(x, m, sum_all)
     if n < 2:
         raise ValueError(f"whiten needs at least 2 unmasked elements, got {int(n)}")
-    mean = (x * m).sum() / n
-    var = ((x - mean) ** 2 * m).sum() / (n - 1)
-    out = (x - mean) * torch.rsqrt(var + eps)
+    out = ((x - mean) * torch.rsqrt(var + eps)).to(x.dtype)
     if not shift_mean:
-        out = out + mean
+        out = out + mean.to(x.dtype)
     return out * m
+
+
+@torch.no_grad()
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor, *, eps: float = 1e-8,
+                       sum_all: Callable[[Tensor], Tensor] = _local_sum) -> float:
+    """1 - Var(returns - values) / Var(returns) over unmasked positions (of all processes, see `whiten`).
+
+    1 = the critic predicts every return; 0 = no better than the mean return; negative = worse.
+    """
+    m = mask.to(torch.float64)
+    _, _, var_r = masked_mean_var(returns.to(torch.float64), m, sum_all)
+    _, _, var_err = masked_mean_var((returns - values).to(torch.float64), m, sum_all)
+    return float(1.0 - var_err / (var_r + eps))
+
+
+@torch.no_grad()
+def token_rewards(scores: Tensor, lengths: Tensor, num_tokens: int, *, truncated: Tensor, truncation: str,
+                  penalty: float = 0.0, bootstrap_values: Tensor | None = None, gamma: float = 1.0,
+                  kl: Tensor | None = None, kl_coef: float = 0.0) -> Tensor:
+    """Per-token rewards (B, T=num_tokens) for GAE from one score per completion.
+
+    scores (B,): each completion's outcome score, placed on its last real token, index lengths - 1 (the EOS
+      when the completion emitted one; the length counts it). Padding never gets a reward.
+    lengths (B,): real completion tokens per row. A row of length 0 gets no reward.
+    truncated (B,) bool: the completion was cut at max_new_tokens without reaching a stop token or string.
+    truncation: what a truncated completion's last token gets instead of its score:
+      "penalize":  score - penalty (TRL's `missing_eos_penalty`);
+      "mask":      the score, unchanged (the caller gives the row an all-zero mask: no gradient at all);
+      "bootstrap": gamma * bootstrap_values (B,), the critic's value of the state after the last token: the
+                   episode was cut, not ended, so its return is estimated, and the verifier's verdict on an
+                   unfinished answer is not used.
+    kl (B, T), optional: per-token KL estimates; kl_coef * kl is subtracted from every real token's reward.
+    """
+    if truncation not in TRUNCATION:
+        raise ValueError(f"unknown truncation {truncation!r}; expected one of {TRUNCATION}")
+    B = scores.shape[0]
+    final = scores.to(torch.float32).clone()                   # (B,)
+    trunc = truncated.to(torch.bool)
+    if truncation == "penalize":
+        final = torch.where(trunc, final - penalty, final)
+    elif truncation == "bootstrap":
+        if bootstrap_values is None:
+            raise ValueError("truncation 'bootstrap' needs bootstrap_values (B,)")
+        final = torch.where(trunc, gamma * bootstrap_values.to(final.dtype), final)
+    positions = torch.arange(num_tokens, device=scores.device)  # (T,)
+    real = positions[None, :] < lengths[:, None]               # (B, T)
+    rewards = torch.zeros((B, num_tokens), dtype=torch.float32, device=scores.device)
+    if kl is not None and kl_coef != 0.0:
+        rewards = rewards - kl_coef * kl.to(torch.float32) * real
+    last = (lengths - 1).clamp(min=0)                          # (B,)
+    has_tokens = (lengths > 0).to(final.dtype)
+    rewards[torch.arange(B, device=scores.device), last] += final * has_tokens
+    return rewards
 
 
 STEP_STDS = ("population", "sample")

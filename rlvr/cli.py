@@ -15,6 +15,7 @@ import sys
 TRAINERS = {
     "grpo": "rlvr.trainers.grpo",
     "sft": "rlvr.trainers.sft",
+    "ppo": "rlvr.trainers.ppo",
     "dpo": "rlvr.trainers.dpo",
     "kto": "rlvr.trainers.kto",
     "rm": "rlvr.trainers.reward_model",

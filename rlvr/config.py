@@ -58,6 +58,7 @@ class OptimConfig:
 class GRPOConfig:
     prompts_per_step: int = 8  # prompts per optimizer step (x num_generations completions)
     micro_batch_size: int = 16  # completions per forward/backward (gradient accumulation inside a step)
+    max_tokens_per_micro_batch: int = 0  # > 0: padding-free micro-batches of at most this many prompt + completion tokens (instead of micro_batch_size rows)
     num_iterations: int = 1  # updates per batch (PPO epochs); 1 = on-policy fast path, no old-logp forward
     mini_batches: int = 1  # optimizer steps per batch per iteration
     estimator: str = "grpo"  # grpo | rloo
@@ -75,13 +76,50 @@ class GRPOConfig:
 
 
 @dataclass
+class CriticConfig:
+    mode: str = "separate"  # separate (own model, own optimizer) | shared (value head on the policy's backbone)
+    init: str = ""  # separate: "" = the policy's weights; else a path/hub name of a critic, reward model or LM
+    lr: float = 1e-5  # the critic's own learning rate (shared: the head's)
+    warmup_steps: int = 0  # first steps train only the critic (the policy is not updated)
+    clip_range: float = 0.2  # value clipping around the rollout's values (0 = off)
+    vf_coef: float = 0.1  # weight of the value loss in the summed loss (shared backbone; separate: scales its grads)
+
+
+@dataclass
+class PPOConfig:
+    prompts_per_step: int = 8  # prompts per step (x generation.num_generations completions)
+    micro_batch_size: int = 16  # completions per forward/backward
+    ppo_epochs: int = 1  # passes over each rolled-out batch
+    mini_batches: int = 1  # optimizer steps per pass
+    loss_agg_mode: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2
+    clip_ratio_c: float = 0.0  # dual-clip bound for negative advantages (0 = off)
+    gamma: float = 1.0  # discount, in [0, 1]
+    lam: float = 0.95  # GAE lambda, in [0, 1]
+    whiten_advantages: bool = True  # over the global batch (all processes)
+    truncation: str = ""  # required: penalize | mask | bootstrap (completions cut at max_new_tokens)
+    truncation_penalty: float = 1.0  # truncation: penalize subtracts it from the score
+    kl_coef: float = 0.05  # KL to the reference (initial value when adaptive); 0 = no reference model
+    kl_in_reward: bool = True  # per-token -kl_coef * KL in the reward (classic RLHF)
+    kl_estimator: str = "k1"  # estimator of the KL in the reward: k1 | k2 | k3
+    kl_loss: bool = False  # KL in the loss instead (GRPO-style); refused together with kl_in_reward
+    kl_loss_estimator: str = "k3"
+    kl_ctrl: str = "fixed"  # fixed | adaptive
+    kl_target: float = 6.0  # adaptive: target KL per sequence (nats, summed over tokens)
+    kl_horizon: float = 10000.0  # adaptive: sequences over which the error is corrected
+    critic: CriticConfig = field(default_factory=CriticConfig)
+
+
+@dataclass
 class SFTConfig:
-    batch_size: int = 16  # examples (or packed rows) per optimizer step
-    micro_batch_size: int = 16  # rows per forward/backward
+    batch_size: int = 16  # examples per optimizer step
+    micro_batch_size: int = 16  # examples per forward/backward (without packing)
     epochs: int = 1
     max_steps: int = 0  # 0 = run all epochs
     max_length: int = 512  # longer examples are an error, never silently cut
-    packing: bool = False  # concatenate examples into max_length rows (attention kept per example)
+    packing: bool = False  # concatenate examples into rows (attention kept per example): no compute on padding
+    max_tokens_per_micro_batch: int = 0  # with packing: tokens per forward/backward (0 = micro_batch_size * max_length)
 
 
 @dataclass
@@ -188,7 +226,7 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | sft | dpo | kto | rm | prm | bestofn | eval
+    algorithm: str = "grpo"  # grpo | ppo | sft | dpo | kto | rm | prm | bestofn | eval
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -201,6 +239,7 @@ class TrainConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     prm: PRMConfig = field(default_factory=PRMConfig)

@@ -2,7 +2,8 @@
 
 Loads a causal LM and its tokenizer (local dir or hub name, optional LoRA),
 renders chat prompts, and computes per-token log-probs with one function,
-`token_logprobs`, that GRPO, PPO, DPO, SFT and the reference model all use.
+`token_logprobs` (chunked, memory-flat: `rlvr.logprobs`), that GRPO, PPO, DPO,
+SFT and the reference model all use.
 It does not know about rewards, rollouts or any particular loss.
 """
 
@@ -17,7 +18,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from rlvr.losses import entropy_from_logits
+from rlvr.logprobs import token_logprobs
 from rlvr.tiny_models import TINY_MODELS, resolve_model_path
 from rlvr.types import Message
 
@@ -109,50 +110,6 @@ def render_prompt(tokenizer, prompt: str | list[Message]) -> str:
     return "\n".join(m["content"] for m in prompt) + "\n"
 
 
-def token_logprobs(
-    model: torch.nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    num_completion_tokens: int,
-    *,
-    temperature: float = 1.0,
-    with_entropy: bool = False,
-    position_ids: Tensor | None = None,
-) -> tuple[Tensor, Tensor | None]:
-    """Log-probs of the last `num_completion_tokens` tokens of each row.
-
-    input_ids, attention_mask (B, P + C): left-padded prompts followed by
-    right-padded completions, so every completion starts at column P. Only the
-    logits that predict completion tokens are computed (`logits_to_keep`),
-    which keeps memory at (B, C, V) rather than (B, P + C, V).
-    Returns logp (B, C) and, if asked, the entropy of each predictive
-    distribution (B, C), computed without gradient. Packed rows (several
-    examples per row, SFT) pass `position_ids` restarting at 0 per example and
-    no attention mask; transformers then keeps attention within each example.
-    """
-    C = num_completion_tokens
-    if position_ids is None:  # from the mask, so left padding does not shift positions
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        use_cache=False,
-        logits_to_keep=C + 1,
-    )
-    logits = out.logits[:, :-1, :]  # (B, C, V): the logit at t predicts token t + 1
-    if temperature != 1.0:
-        logits = logits / temperature
-    targets = input_ids[:, -C:]  # (B, C)
-    logits = logits.float()
-    logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # (B, C)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = entropy_from_logits(logits)  # (B, C)
-    return logp, entropy
-
-
 class Reference:
     """The frozen reference policy for the KL term.
 
@@ -171,11 +128,12 @@ class Reference:
                 p.requires_grad_(False)
 
     @contextmanager
-    def _ctx(self) -> Iterator[None]:
+    def active(self) -> Iterator[None]:
+        """No grad, LoRA adapters off: wrap any forward of `self.model` as the reference in it."""
         with torch.no_grad(), (self.model.disable_adapter() if self._is_peft else nullcontext()):
             yield
 
     def logprobs(self, input_ids: Tensor, attention_mask: Tensor, num_completion_tokens: int, temperature: float) -> Tensor:
-        with self._ctx():
+        with self.active():
             logp, _ = token_logprobs(self.model, input_ids, attention_mask, num_completion_tokens, temperature=temperature)
         return logp

@@ -10,9 +10,11 @@ Combinations (`combine_scores`, a pure function over (P, G) groups):
 - gate:               verifier_weight * v + weight * rm * [verifier passed]  (the RM only ranks correct answers)
 - normalize_then_sum: each source standardised within its group (mean 0, unbiased std 1; a flat source gives
   0), then the weighted sum (TRL's `multi_objective_aggregation="normalize_then_sum"`).
-A PRM becomes one score by `prm_aggregate` (min, product or last step). With `process_advantages` (GRPO and a
-PRM) the score stays the verifier's and `token_advantages` adds DeepSeekMath process-supervised advantages
-(step probabilities, or PURE's min-form weighting of 2p - 1) to the outcome advantages.
+A PRM becomes one score by `prm_aggregate` (min, product or last step). With `process_advantages` (and a PRM)
+the score stays the verifier's and the steps shape the token signal: in GRPO `token_advantages` adds
+DeepSeekMath process-supervised advantages (step probabilities, or PURE's min-form weighting of 2p - 1) to the
+outcome advantages; in PPO `step_rewards` puts each step's reward on its last token, beside the outcome
+score on the last token, before GAE.
 An unscorable completion (an RM input longer than its context) becomes an error verdict, counted with the
 verifier errors and masked like them, never a silent 0.
 
@@ -32,7 +34,7 @@ import math
 import torch
 from torch import Tensor
 
-from rlvr.advantages import min_form_rewards, process_advantages
+from rlvr.advantages import min_form_rewards, process_advantages, step_token_rewards
 from rlvr.reward_models import conversation, load_reward_model
 from rlvr.rollout import Rollout
 from verifiers.base import Verdict
@@ -184,10 +186,9 @@ class RewardSource:
                 verdicts.append(Verdict(float(combined.view(-1)[k]), v.correct, None, info))
         return Rollout(ro.samples, ro.completions, [verdicts[i * G : (i + 1) * G] for i in range(P)], ro.prompt_ids)
 
-    def token_advantages(self, ro: Rollout, outcome: Tensor, num_tokens: int) -> Tensor:
-        """(N, num_tokens): verifier_weight * outcome advantage (N,) on every token + weight * the process
-        advantages of the PRM's step probabilities (over each group of the rollout)."""
-        cfg = self.cfg
+    def _steps(self, ro: Rollout) -> tuple[Tensor, Tensor, Tensor]:
+        """(N, S) step rewards, step-end token indices and step mask from the PRM's verdict infos: the step
+        probabilities, or under min_form PURE's min-form weighting of 2p - 1 (p_good - p_bad)."""
         flat = [v for g in ro.verdicts for v in g]
         S = max([len(v.info.get("step_probs", ())) for v in flat] + [1])
         probs, ends, mask = torch.zeros(len(flat), S), torch.zeros(len(flat), S, dtype=torch.long), torch.zeros(len(flat), S)
@@ -195,10 +196,22 @@ class RewardSource:
             if v.error is None and "step_probs" in v.info:
                 n = len(v.info["step_probs"])
                 probs[r, :n], ends[r, :n], mask[r, :n] = torch.tensor(v.info["step_probs"]), torch.tensor(v.info["step_ends"]), 1
-        if cfg.process_advantages == "min_form":  # PURE's step reward is p_good - p_bad = 2p - 1
-            probs = min_form_rewards(2 * probs - 1, mask, temperature=cfg.min_form_temperature)
-        process = process_advantages(probs, ends, mask, num_tokens, group_size=len(ro.verdicts[0]), std=cfg.step_std)
-        return cfg.verifier_weight * outcome.view(-1, 1).to(process) + cfg.weight * process
+        if self.cfg.process_advantages == "min_form":
+            probs = min_form_rewards(2 * probs - 1, mask, temperature=self.cfg.min_form_temperature)
+        return probs, ends, mask
+
+    def token_advantages(self, ro: Rollout, outcome: Tensor, num_tokens: int) -> Tensor:
+        """GRPO: (N, num_tokens) = verifier_weight * outcome advantage (N,) on every token + weight * the process
+        advantages of the PRM's step rewards (over each group of the rollout)."""
+        probs, ends, mask = self._steps(ro)
+        process = process_advantages(probs, ends, mask, num_tokens, group_size=len(ro.verdicts[0]), std=self.cfg.step_std)
+        return self.cfg.verifier_weight * outcome.view(-1, 1).to(process) + self.cfg.weight * process
+
+    def step_rewards(self, ro: Rollout, num_tokens: int) -> Tensor:
+        """PPO: (N, num_tokens) = weight * each step's reward on the step's last token (Math-Shepherd's PPO), added
+        to the outcome score's token rewards before GAE; 0 for errored completions and on other tokens."""
+        probs, ends, mask = self._steps(ro)
+        return self.cfg.weight * step_token_rewards(probs, ends, mask, num_tokens)
 
     def metrics(self, ro: Rollout) -> dict[str, float]:
         """Signals that reveal reward hacking: RM vs verifier, and how completions are cut into steps."""

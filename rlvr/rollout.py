@@ -113,28 +113,35 @@ def generate_and_verify(
     return Rollout(list(samples), groups, verdicts, list(prompt_ids))
 
 
+def pad_pairs(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> PaddedBatch:
+    """(prompt, completion) token ids as left-padded prompts followed by right-padded completions;
+    completion_mask is 1 on every completion token."""
+    P = max(len(p) for p, _ in pairs)
+    C = max(max(len(c) for _, c in pairs), 1)
+    N = len(pairs)
+    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
+    attn = torch.zeros((N, P + C), dtype=torch.long)
+    cmask = torch.zeros((N, C), dtype=torch.float32)
+    for r, (p, c) in enumerate(pairs):
+        ids[r, P - len(p) : P] = torch.tensor(p)
+        attn[r, P - len(p) : P] = 1
+        if c:
+            ids[r, P : P + len(c)] = torch.tensor(c)
+            attn[r, P : P + len(c)] = 1
+            cmask[r, : len(c)] = 1.0
+    return PaddedBatch(ids, attn, cmask, C)
+
+
 def pad_rollout(ro: Rollout, pad_id: int, *, mask_truncated: bool) -> PaddedBatch:
     """Tensors for the update. Completions whose verdict is an error, and (if
     `mask_truncated`) those cut at max_new_tokens, get an all-zero completion mask."""
     rows = [(ro.prompt_ids[i], c, v) for i in range(len(ro.samples)) for c, v in zip(ro.completions[i], ro.verdicts[i])]
-    P = max(len(p) for p, _, _ in rows)
-    C = max(max(len(c.token_ids) for _, c, _ in rows), 1)
-    N = len(rows)
-    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((N, P + C), dtype=torch.long)
-    cmask = torch.zeros((N, C), dtype=torch.float32)
-    for r, (p, c, v) in enumerate(rows):
-        ids[r, P - len(p) : P] = torch.tensor(p)
-        attn[r, P - len(p) : P] = 1
-        L = len(c.token_ids)
-        if L:
-            ids[r, P : P + L] = torch.tensor(c.token_ids)
-            attn[r, P : P + L] = 1
-        if v.error is None and not (mask_truncated and c.truncated):
-            cmask[r, :L] = 1.0
-    batch = PaddedBatch(ids, attn, cmask, C)
+    batch = pad_pairs([(p, c.token_ids) for p, c, _ in rows], pad_id)
+    for r, (_, c, v) in enumerate(rows):
+        if v.error is not None or (mask_truncated and c.truncated):
+            batch.completion_mask[r] = 0.0
     if rows[0][1].logprobs is not None:
-        slp = torch.zeros((N, C))
+        slp = torch.zeros(batch.completion_mask.shape)
         for r, (_, c, _) in enumerate(rows):
             slp[r, : len(c.logprobs)] = torch.tensor(c.logprobs)
         batch.extra["sampler_logp"] = slp

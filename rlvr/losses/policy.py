@@ -162,10 +162,11 @@ def sft_loss(logp: Tensor, mask: Tensor, *, denom: float | None = None) -> tuple
 
 def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, *,
                clip_range: float | None = 0.2, loss_agg_mode: str = "token-mean",
-               denom: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+               denom: float | None = None, max_len: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO clipped value loss, per token 0.5 * max((v - R)^2, (clamp(v, old - c, old + c) - R)^2).
 
     values, old_values, returns, mask: (B, T). clip_range=None gives plain 0.5 * (v - R)^2.
+    Aggregated like `policy_loss` (`loss_agg_mode`, `denom`, `max_len`: see `aggregate`).
     metrics: "vf_clip_frac", the fraction of unmasked tokens where the clipped term is strictly larger.
     """
     old_values, returns = old_values.detach(), returns.detach()
@@ -178,7 +179,7 @@ def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor
         loss2 = (v_clipped - returns).square()
         per_token = torch.maximum(loss1, loss2)
         clip_frac = _masked_mean((loss2 > loss1).to(values.dtype), mask.to(values.dtype))
-    loss = aggregate(0.5 * per_token, mask, loss_agg_mode, denom=denom)
+    loss = aggregate(0.5 * per_token, mask, loss_agg_mode, denom=denom, max_len=max_len)
     return loss, {"vf_clip_frac": clip_frac}
 
 

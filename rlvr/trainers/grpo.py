@@ -13,20 +13,21 @@ ones (ratio 1), so the extra forward pass is skipped. The variants live in
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 import torch
 from tqdm.auto import tqdm
 
 from rlvr.advantages import group_advantages
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, evaluate, spec_from_config, write_outputs
+from rlvr.evaluate import check_samples, spec_from_config
 from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
-from rlvr.policy import Reference, token_logprobs
+from rlvr.packing import max_over_processes, micro_batches, part_logprobs
+from rlvr.policy import Reference
 from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
-from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, clip_and_step
+from rlvr.trainers.runtime import (PromptStream, Runtime, accumulating, build_runtime, build_task, clip_and_step,
+                                   evaluate_during_training)
 from verifiers.pool import VerifierPool
 
 
@@ -95,11 +96,21 @@ def advantages_for(rt: Runtime, ro: Rollout, kl_penalty_seq: torch.Tensor | None
     return own.reshape(-1), metrics
 
 
+def micro_parts(rt: Runtime, batch: PaddedBatch) -> list[torch.Tensor]:
+    """Row indices of each micro-batch: `micro_batch_size` rows, or padding-free groups of at most
+    `max_tokens_per_micro_batch` tokens, as many on every process."""
+    return micro_batches(batch, rows=rt.cfg.grpo.micro_batch_size, max_tokens=rt.cfg.grpo.max_tokens_per_micro_batch,
+                         agree=max_over_processes(rt.accelerator), what="grpo.max_tokens_per_micro_batch")  # fmt: skip
+
+
 @torch.no_grad()
-def forward_logps(fn, batch: PaddedBatch, mb: int) -> torch.Tensor:
-    """`fn(input_ids, attention_mask, num_completion_tokens) -> logp` over the batch in micro-batches of `mb`."""
-    parts = (batch.slice(idx) for idx in torch.arange(len(batch)).split(mb))
-    return torch.cat([fn(p.input_ids, p.attention_mask, p.num_completion_tokens) for p in parts])
+def forward_logps(rt: Runtime, model: torch.nn.Module, batch: PaddedBatch) -> torch.Tensor:
+    """Completion log-probs (N, C) of `model` over the batch, in the update's micro-batches."""
+    T, packed = rt.cfg.generation.temperature, rt.cfg.grpo.max_tokens_per_micro_batch > 0
+    logp = torch.zeros(batch.completion_mask.shape, device=batch.input_ids.device)
+    for idx in micro_parts(rt, batch):
+        logp[idx.to(logp.device)] = part_logprobs(model, batch.slice(idx), temperature=T, packed=packed)[0]
+    return logp
 
 
 def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None,
@@ -108,14 +119,12 @@ def prepare_batch(rt: Runtime, ro: Rollout, ref: Reference | None,
     the KL-in-reward penalty, and advantages over the global batch."""
     cfg, acc = rt.cfg, rt.accelerator
     batch = pad_rollout(ro, rt.tokenizer.pad_token_id, mask_truncated=cfg.grpo.mask_truncated_completions).to(acc.device)
-    T, mb = cfg.generation.temperature, cfg.grpo.micro_batch_size
     if cfg.grpo.num_iterations > 1 or cfg.grpo.mini_batches > 1 or cfg.grpo.kl_in_reward:
-        batch.extra["old_logp"] = forward_logps(
-            lambda ids, attn, c: token_logprobs(rt.model, ids, attn, c, temperature=T)[0], batch, mb
-        )
+        batch.extra["old_logp"] = forward_logps(rt, rt.model, batch)
     kl_seq = None
     if ref is not None:
-        batch.extra["ref_logp"] = forward_logps(lambda ids, attn, c: ref.logprobs(ids, attn, c, T), batch, mb)
+        with ref.active():
+            batch.extra["ref_logp"] = forward_logps(rt, ref.model, batch)
         if cfg.grpo.kl_in_reward:
             kl_tok = kl_penalty(batch.extra["old_logp"], batch.extra["ref_logp"], cfg.grpo.kl_estimator)
             kl_seq = (kl_tok * batch.completion_mask).sum(-1).cpu()  # (N,)
@@ -133,7 +142,6 @@ def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
     advantages ride in `batch.extra`)."""
     cfg, acc, model = rt.cfg.grpo, rt.accelerator, rt.model
     T = rt.cfg.generation.temperature
-    mb = cfg.micro_batch_size
     loss_kl_coef = 0.0 if cfg.kl_in_reward else cfg.kl_coef
     sums: dict[str, float] = {}
     n_micro = 0
@@ -146,15 +154,12 @@ def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
             tokens = acc.reduce(mini.completion_mask.sum().to(acc.device), reduction="sum").item()
             seqs = acc.reduce(torch.tensor(float(len(mini)), device=acc.device), reduction="sum").item()
             denom = tokens if cfg.loss_agg_mode == "token-mean" else seqs
-            micro_parts = list(torch.arange(len(mini)).split(mb))
-            for j, idx in enumerate(micro_parts):
+            parts = micro_parts(rt, mini)
+            for j, idx in enumerate(parts):
                 part = mini.slice(idx)
-                sync = j == len(micro_parts) - 1
-                with nullcontext() if sync else acc.no_sync(model):
-                    logp, ent = token_logprobs(
-                        model, part.input_ids, part.attention_mask, part.num_completion_tokens,
-                        temperature=T, with_entropy=True,
-                    )  # fmt: skip
+                with accumulating(acc, model, last=j == len(parts) - 1):
+                    logp, ent = part_logprobs(model, part, temperature=T, with_entropy=True,
+                                              packed=cfg.max_tokens_per_micro_batch > 0)  # fmt: skip
                     old = part.extra["old_logp"] if "old_logp" in part.extra else logp.detach()
                     is_w = None
                     if "sampler_logp" in part.extra and rt.cfg.generation.vllm.tis_cap > 0:
@@ -181,17 +186,23 @@ def update(rt: Runtime, batch: PaddedBatch) -> dict[str, float]:
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
-    rt = build_runtime(cfg, total_steps=cfg.max_steps * cfg.grpo.num_iterations * cfg.grpo.mini_batches)
+    # The reference is built before a checkpoint loads (prepare_extra), so after a resume it is still the
+    # initial policy, not the resumed weights.
+    rt = build_runtime(cfg, total_steps=cfg.max_steps * cfg.grpo.num_iterations * cfg.grpo.mini_batches,
+                       prepare_extra=lambda acc, policy, tok: Reference(policy) if cfg.grpo.kl_coef > 0 else None)
     acc = rt.accelerator
     if cfg.grpo.prompts_per_step % acc.num_processes:
         raise ValueError(f"grpo.prompts_per_step={cfg.grpo.prompts_per_step} must divide by the {acc.num_processes} processes")
+    if 0 < cfg.grpo.max_tokens_per_micro_batch <= cfg.generation.max_new_tokens:
+        raise ValueError(f"grpo.max_tokens_per_micro_batch={cfg.grpo.max_tokens_per_micro_batch} cannot hold a prompt "
+                         f"and a completion of generation.max_new_tokens={cfg.generation.max_new_tokens}")  # fmt: skip
     task = build_task(cfg.task, "task")
     verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
     stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))
     generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
     if rt.start_step > 0:
         generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
-    ref = Reference(rt.policy) if cfg.grpo.kl_coef > 0 else None
+    ref = rt.extra
     eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
     if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
         eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
@@ -202,14 +213,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     result: dict[str, float] = {}
 
     def run_eval(step: int) -> None:
-        """rlvr.evaluate on the live policy: metrics under eval/, samples and summary under run_dir/eval/step_N."""
-        max_prompt_len = rt.policy.config.max_position_embeddings - eval_spec.generation["max_new_tokens"]
-        res = evaluate(eval_samples, generator, rt.tokenizer, pool, eval_spec, max_prompt_len=max_prompt_len,
-                       progress=False)  # fmt: skip
-        m = res.log_metrics()
-        rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
-        if acc.is_main_process:
-            write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
         result.setdefault("eval/accuracy_before", m["accuracy"])
         result["eval/accuracy"] = m["accuracy"]
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -22,6 +24,7 @@ from accelerate.utils import set_seed
 from rlvr.allocator import keep_freed_memory
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
+from rlvr.evaluate import EvalSpec, evaluate, write_outputs
 from rlvr.metrics import MetricsLogger, plot_metrics
 from rlvr.policy import ModelConfig, load_policy
 from rlvr.types import Sample
@@ -65,6 +68,7 @@ class Runtime:
     run_dir: Path
     start_step: int
     state: dict[str, Any]  # trainer state restored on resume (data position, ...)
+    extra: Any = None  # what `build_runtime(prepare_extra=...)` prepared (PPO's critic), restored on resume too
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -99,10 +103,41 @@ def _has_accelerator() -> bool:
     return acc.is_available() if acc is not None else torch.cuda.is_available()
 
 
+def optimizer_and_scheduler(params: list[torch.nn.Parameter], lr: float, cfg: TrainConfig, total_steps: int):
+    """AdamW over `params` at `lr` with `cfg.optim`'s other settings and LR schedule."""
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
+    scheduler = get_scheduler(
+        cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=total_steps
+    )
+    return optimizer, scheduler
+
+
+def warn_low_precision_updates(params: list[torch.nn.Parameter], lr: float) -> None:
+    """Warn when AdamW would train 16-bit weights directly: its step is about `lr` per weight, and a bf16 weight
+    only moves when the step exceeds half its spacing (|w| / 256), so at lr 1e-6 every weight above ~5e-4 in
+    magnitude stays where it is. Float32 weights with autocast (fp32 master weights) do not lose the updates."""
+    half = [p for p in params if p.dtype in (torch.bfloat16, torch.float16)]
+    if not half:
+        return
+    w = torch.cat([p.detach().flatten()[:4096].float().abs() for p in half])
+    spacing = 2.0 ** -8 if half[0].dtype == torch.bfloat16 else 2.0 ** -11
+    lost = float((w * spacing / 2 > lr).float().mean())
+    if lost > 0.5:
+        log.warning("model.dtype %s with optim.lr %g: AdamW steps of ~%g are below half the spacing of %.0f%% of "
+                    "the sampled weights and round away; load model.dtype float32 and launch with "
+                    "`accelerate launch --mixed_precision bf16` (fp32 master weights), or train LoRA adapters",
+                    str(half[0].dtype).removeprefix("torch."), lr, lr, 100 * lost)  # fmt: skip
+
+
 def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator | None = None,
-                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy) -> Runtime:
+                  load_model: Callable[[ModelConfig], tuple[torch.nn.Module, Any]] = load_policy, *,
+                  prepare_extra: Callable[[Accelerator, torch.nn.Module, Any], Any] | None = None) -> Runtime:
     """Everything a trainer needs; `load_model` builds (model, tokenizer) from `cfg.model` (reward models pass a
-    classifier loader; the default is the causal-LM policy)."""
+    classifier loader; the default is the causal-LM policy). `prepare_extra(accelerator, policy, tokenizer)`
+    builds and `accelerator.prepare`s more models and optimizers (a critic) before the checkpoint is loaded, so
+    that a resume restores them too."""
     # On a host without a GPU (or other accelerator) accelerate only joins a torchrun/`accelerate launch` group
     # when told cpu=True; without it every rank silently trains alone on the whole batch as rank 0.
     accelerator = accelerator or Accelerator(cpu=not _has_accelerator())
@@ -115,15 +150,10 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     model, tok = load_model(cfg.model)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
-    )
-    from transformers import get_scheduler
-
-    scheduler = get_scheduler(
-        cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=total_steps
-    )
+    warn_low_precision_updates(params, cfg.optim.lr)
+    optimizer, scheduler = optimizer_and_scheduler(params, cfg.optim.lr, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    extra = prepare_extra(accelerator, accelerator.unwrap_model(model), tok) if prepare_extra else None
     start_step, state = 0, {}
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is not None:
@@ -137,15 +167,44 @@ def build_runtime(cfg: TrainConfig, total_steps: int, accelerator: Accelerator |
         resume_step=start_step if ckpt is not None else None,
         is_main_process=accelerator.is_main_process,
     )
-    return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state)
+    return Runtime(cfg, accelerator, model, tok, optimizer, scheduler, logger, run_dir, start_step, state, extra)
+
+
+@contextmanager
+def accumulating(accelerator: Accelerator, model: torch.nn.Module, last: bool) -> Iterator[None]:
+    """Around one micro-batch's forward and backward: gradients sync across processes only on the `last` one
+    (DDP/FSDP `no_sync` before it), and accelerate's `sync_gradients` says so, which is what DeepSpeed steps on
+    (its backward runs the optimizer step when it is set: without this it would step after every micro-batch).
+    Set as accelerate's own `accumulate()` and transformers' Trainer set it; ours has a varying micro-batch count."""
+    accelerator.gradient_state._set_sync_gradients(last)
+    with nullcontext() if last else accelerator.no_sync(model):
+        yield
 
 
 def clip_and_step(rt: Runtime) -> float:
     """Gradient clipping (if configured), optimizer and scheduler step; returns the pre-clip grad norm."""
+    return step_optimizer(rt.accelerator, rt.model, rt.optimizer, rt.scheduler, rt.cfg.optim.max_grad_norm)
+
+
+def step_optimizer(accelerator: Accelerator, model: torch.nn.Module, optimizer, scheduler, max_grad_norm: float) -> float:
+    """`clip_and_step` for any prepared (model, optimizer, scheduler), e.g. a critic."""
     grad_norm = 0.0
-    if rt.cfg.optim.max_grad_norm > 0:
-        grad_norm = float(rt.accelerator.clip_grad_norm_(rt.model.parameters(), rt.cfg.optim.max_grad_norm))
-    rt.optimizer.step()
-    rt.scheduler.step()
-    rt.optimizer.zero_grad(set_to_none=True)
+    if max_grad_norm > 0:
+        grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
     return grad_norm
+
+
+def evaluate_during_training(rt: Runtime, step: int, samples: list[Sample], generator, pool,
+                             spec: EvalSpec) -> dict[str, float]:
+    """rlvr.evaluate on the live policy: metrics logged under eval/ at `step`, samples and summary written to
+    run_dir/eval/step_N by the main process; returns the metrics."""
+    max_prompt_len = rt.policy.config.max_position_embeddings - spec.generation["max_new_tokens"]
+    res = evaluate(samples, generator, rt.tokenizer, pool, spec, max_prompt_len=max_prompt_len, progress=False)
+    m = res.log_metrics()
+    rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
+    if rt.accelerator.is_main_process:
+        write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
+    return m

@@ -3,22 +3,26 @@
 An example is a task sample's prompt (rendered with the chat template) and
 its target text (`task.sft_text(sample)`: a reasoning trace, a worked
 solution), followed by EOS so the model learns to stop. Only target tokens
-carry loss. With `packing`, examples are laid end to end in rows of
-`max_length` with position ids restarting per example, which keeps attention
-within each example. Used by the demo's warm start and by distillation.
+carry loss. Examples go through the same layout, micro-batches and log-probs
+as GRPO's completions (`rlvr.packing`): padded, `micro_batch_size` per
+forward, or with `packing` laid end to end (position ids restarting per
+example, which keeps attention within each example) in micro-batches of at
+most `max_tokens_per_micro_batch` tokens. Used by the demo's warm start and
+by distillation.
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
 from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig
 from rlvr.losses import sft_loss
-from rlvr.policy import render_prompt, token_logprobs
-from rlvr.trainers.runtime import PromptStream, build_runtime, build_task, clip_and_step
+from rlvr.packing import max_over_processes, micro_batches, part_logprobs
+from rlvr.policy import render_prompt
+from rlvr.rollout import PaddedBatch, pad_pairs
+from rlvr.trainers.runtime import PromptStream, accumulating, build_runtime, build_task, clip_and_step
 from rlvr.types import Sample
 
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
@@ -34,34 +38,14 @@ def encode(tokenizer, sample: Sample, target: str, max_length: int) -> Example:
     return prompt + answer, [0] * len(prompt) + [1] * len(answer)
 
 
-def collate(examples: list[Example], pad_id: int, packing: bool, max_length: int) -> list[dict[str, torch.Tensor | None]]:
-    """Rows for the model: padded (one example per row) or packed (several per row)."""
-    if not packing:
-        T = max(len(ids) for ids, _ in examples)
-        ids = torch.full((len(examples), T), pad_id)
-        attn = torch.zeros((len(examples), T), dtype=torch.long)
-        lm = torch.zeros((len(examples), T))
-        for r, (x, m) in enumerate(examples):
-            ids[r, : len(x)], attn[r, : len(x)], lm[r, : len(x)] = torch.tensor(x), 1, torch.tensor(m, dtype=torch.float)
-        return [{"input_ids": ids, "attention_mask": attn, "position_ids": None, "loss_mask": lm}]
-    rows: list[list[Example]] = [[]]
-    for ex in examples:  # greedy, in order
-        if sum(len(x) for x, _ in rows[-1]) + len(ex[0]) > max_length:
-            rows.append([])
-        rows[-1].append(ex)
-    T = max(sum(len(x) for x, _ in row) for row in rows)
-    ids = torch.full((len(rows), T), pad_id)
-    pos = torch.zeros((len(rows), T), dtype=torch.long)
-    lm = torch.zeros((len(rows), T))
-    for r, row in enumerate(rows):
-        c = 0
-        for x, m in row:
-            ids[r, c : c + len(x)] = torch.tensor(x)
-            pos[r, c : c + len(x)] = torch.arange(len(x))
-            lm[r, c : c + len(x)] = torch.tensor(m, dtype=torch.float)
-            c += len(x)
-        pos[r, c:] = torch.arange(T - c)  # the padding tail is a segment of its own, without loss
-    return [{"input_ids": ids, "attention_mask": None, "position_ids": pos, "loss_mask": lm}]
+def to_batch(examples: list[Example], pad_id: int) -> PaddedBatch:
+    """Examples as prompt + completion rows (the completion is the target, EOS included), the layout every
+    trainer's micro-batches and log-probs share."""
+    pairs = []
+    for ids, mask in examples:
+        start = mask.index(1)  # encode puts the prompt (mask 0) before the target (mask 1)
+        pairs.append((ids[:start], ids[start:]))
+    return pad_pairs(pairs, pad_id)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -69,6 +53,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if not hasattr(task, "sft_text"):
         raise ValueError(f"task {cfg.task.name!r} has no sft_text(sample): it gives no targets to train on")
     sc = cfg.sft
+    if sc.packing and 0 < sc.max_tokens_per_micro_batch < sc.max_length:
+        raise ValueError(f"sft.max_tokens_per_micro_batch={sc.max_tokens_per_micro_batch} cannot hold an example of "
+                         f"sft.max_length={sc.max_length} tokens")  # fmt: skip
     steps_per_epoch = math.ceil(len(task) / sc.batch_size)
     total = steps_per_epoch * sc.epochs if sc.max_steps <= 0 else min(sc.max_steps, steps_per_epoch * sc.epochs)
     rt = build_runtime(cfg, total_steps=total)
@@ -80,21 +67,17 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     for step in bar:
         samples = stream.take(sc.batch_size)[acc.process_index :: acc.num_processes]
         examples = [encode(tok, s, task.sft_text(s), sc.max_length) for s in samples]
-        (batch,) = collate(examples, tok.pad_token_id, sc.packing, sc.max_length)
-        batch = {k: (v.to(acc.device) if v is not None else None) for k, v in batch.items()}
-        lm = batch["loss_mask"][:, 1:]  # (R, T-1): logp at t is of token t+1
-        denom = acc.reduce(lm.sum(), reduction="sum").item()
+        batch = to_batch(examples, tok.pad_token_id).to(acc.device)
+        denom = acc.reduce(batch.completion_mask.sum(), reduction="sum").item()
         nll_sum = 0.0
-        parts = torch.arange(lm.shape[0]).split(sc.micro_batch_size)
+        budget = (sc.max_tokens_per_micro_batch or sc.micro_batch_size * sc.max_length) if sc.packing else 0
+        parts = micro_batches(batch, rows=sc.micro_batch_size, max_tokens=budget, agree=max_over_processes(acc),
+                              what="sft.max_tokens_per_micro_batch")  # fmt: skip
         for j, idx in enumerate(parts):
-            pick = {k: (v[idx] if v is not None else None) for k, v in batch.items()}
-            ctx = acc.no_sync(model) if j < len(parts) - 1 else torch.enable_grad()
-            with ctx:
-                logp, _ = token_logprobs(
-                    model, pick["input_ids"], pick["attention_mask"], pick["input_ids"].shape[1] - 1,
-                    position_ids=pick["position_ids"],
-                )  # fmt: skip
-                loss, _m = sft_loss(logp, lm[idx], denom=denom)
+            part = batch.slice(idx)
+            with accumulating(acc, model, last=j == len(parts) - 1):
+                logp, _ = part_logprobs(model, part, temperature=1.0, packed=sc.packing)
+                loss, _m = sft_loss(logp, part.completion_mask, denom=denom)
                 acc.backward(loss * acc.num_processes)
             nll_sum += float(loss.detach()) * acc.num_processes
         grad_norm = clip_and_step(rt)

@@ -1,28 +1,37 @@
 """One GRPO batch update on a fixed synthetic rollout, in one process or as one rank of a torchrun group.
 
 Run by tests/rlvr/trainers/test_distributed.py, not collected as a test:
-    python dist_update.py MODEL_DIR OUT_DIR MODE [MODE ...]
-    torchrun --nproc_per_node 2 dist_update.py MODEL_DIR OUT_DIR MODE [MODE ...]
+    python dist_update.py MODEL_DIR OUT_DIR MODE[@BUDGET] [MODE[@BUDGET] ...]
+    torchrun --nproc_per_node 2 dist_update.py [--fsdp] MODEL_DIR OUT_DIR MODE[@BUDGET] [MODE[@BUDGET] ...]
 Every process builds the same global rollout (fixed prompts, completions and rewards: no sampling), keeps
 its share of the prompt groups the way `grpo.collect` splits them (`samples[rank::world]`), then does what
 `grpo.train` does between rollout and generator sync: old/reference log-probs, advantages over the gathered
-rewards (`advantages_for`) and `update`. Per loss_agg_mode it writes OUT_DIR/{mode}.rank{r}.pt with the
+rewards (`advantages_for`) and `update`; `@BUDGET` runs it padding-free (grpo.max_tokens_per_micro_batch=BUDGET),
+`--fsdp` under accelerate's FSDP2 instead of DDP.
+Per MODE[@BUDGET] it writes OUT_DIR/{mode}[@budget].rank{r}.pt with the
 gradients each optimizer step saw, the parameters after, its advantages and the global metrics.
 It does not generate, verify or save checkpoints (the test runs `rlvr train` under torchrun for that).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from accelerate import Accelerator
+from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from accelerate.utils.launch import prepare_multi_gpu_env
+from torch.distributed.tensor import DTensor
 
 from rlvr.config import TrainConfig
 from rlvr.policy import Reference
 from rlvr.rollout import Rollout
-from rlvr.trainers.grpo import prepare_batch, update
+from rlvr.trainers.grpo import micro_parts, prepare_batch, update
 from rlvr.trainers.runtime import build_runtime
 from rlvr.types import Completion, Sample
 from verifiers.base import Verdict
@@ -34,6 +43,8 @@ SCALE_REWARDS = {
     "seq-mean-token-sum": "group", "seq-mean-token-sum-norm": "none",
 }  # fmt: skip
 MAX_NEW_TOKENS = 12
+BUDGET = 40  # tokens per padding-free micro-batch: the rollout's 16 sequences (5..25 tokens, 234 in all) need 6+
+FSDP_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "accelerate" / "fsdp2.yaml"
 
 
 def global_rollout(vocab_size: int) -> Rollout:
@@ -61,13 +72,14 @@ def global_rollout(vocab_size: int) -> Rollout:
     return Rollout(samples, completions, verdicts, prompt_ids)
 
 
-def config(model_dir: str, run_dir: Path, mode: str) -> TrainConfig:
+def config(model_dir: str, run_dir: Path, mode: str, budget: int = 0) -> TrainConfig:
     cfg = TrainConfig(algorithm="grpo", run_dir=str(run_dir), seed=0, report_to=[])
     cfg.model.name_or_path = model_dir
     cfg.generation.max_new_tokens = MAX_NEW_TOKENS
     cfg.generation.num_generations = GROUP
     cfg.grpo.prompts_per_step = NUM_PROMPTS
     cfg.grpo.micro_batch_size = 3  # several micro-batches per process: gradient accumulation under no_sync
+    cfg.grpo.max_tokens_per_micro_batch = budget
     cfg.grpo.num_iterations = 2  # the second step is off-policy (ratios != 1, clipping active)
     cfg.grpo.kl_coef = 0.05
     cfg.grpo.loss_agg_mode = mode
@@ -78,39 +90,76 @@ def config(model_dir: str, run_dir: Path, mode: str) -> TrainConfig:
     return cfg
 
 
-def run(model_dir: str, out_dir: Path, mode: str) -> None:
-    cfg = config(model_dir, out_dir / f"run_{mode}", mode)
-    rt = build_runtime(cfg, total_steps=cfg.grpo.num_iterations)
+def fsdp_accelerator() -> Accelerator:
+    """accelerate's FSDP2 on CPU (gloo), configured by examples/accelerate/fsdp2.yaml as `accelerate launch`
+    reads it (its FSDP_* environment), in fp32 so the update compares with one fp32 process.
+    accelerate itself turns FSDP on only for GPU-like devices (its state stays MULTI_CPU, i.e. DDP, on a CPU
+    host), but its FSDP2 preparation, no_sync and clipping run on CPU, so the state is switched here."""
+    args = launch_command_parser().parse_args(["--config_file", str(FSDP_CONFIG), "train.py"])
+    args, _, _ = _validate_launch_command(args)  # what `accelerate launch` does with a config file
+    os.environ.update({k: v for k, v in prepare_multi_gpu_env(args).items() if k.startswith("FSDP_")})
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward, "examples/accelerate/fsdp2.yaml changed"
+    acc = Accelerator(cpu=True, fsdp_plugin=plugin)
+    acc.state.distributed_type, acc.state.fsdp_plugin = DistributedType.FSDP, plugin
+    return acc
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A parameter or gradient as one plain tensor (FSDP2 holds each process's shard in a DTensor)."""
+    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
+
+
+def run(model_dir: str, out_dir: Path, spec: str, fsdp: bool) -> None:
+    mode, _, budget = spec.partition("@")
+    cfg = config(model_dir, out_dir / f"run_{spec}", mode, int(budget or 0))
+    rt = build_runtime(cfg, total_steps=cfg.grpo.num_iterations, accelerator=fsdp_accelerator() if fsdp else None)
     acc = rt.accelerator
     grads: list[dict[str, torch.Tensor]] = []
 
     def record(optimizer, args, kwargs) -> None:  # the gradient the optimizer steps on, after DDP's all-reduce
-        grads.append({n: p.grad.detach().clone() for n, p in rt.policy.named_parameters()})
+        grads.append({n: _full(p.grad) for n, p in rt.policy.named_parameters()})
 
     rt.optimizer.optimizer.register_step_pre_hook(record)
     ro = global_rollout(rt.policy.config.vocab_size)
     ro = ro.select(list(range(NUM_PROMPTS))[acc.process_index :: acc.num_processes])
     batch, metrics = prepare_batch(rt, ro, Reference(rt.policy))  # the trainer's own code path
+    n_micro = len(micro_parts(rt, batch))  # what update() forms for its one mini-batch
     rt.model.train()
     metrics["grad_norm"] = update(rt, batch)["grad_norm"]
     torch.save(
         {
             "world": acc.num_processes,
+            "micro_batches": n_micro,
             "prompts": [s.id for s in ro.samples],
             "advantages": batch.extra["advantages"].cpu(),  # (P_local * G,)
             "metrics": metrics,
             "grads": grads,
-            "params": {n: p.detach().clone() for n, p in rt.policy.named_parameters()},
+            "params": {n: _full(p) for n, p in rt.policy.named_parameters()},
         },
-        out_dir / f"{mode}.rank{acc.process_index}.pt",
+        out_dir / f"{spec}.rank{acc.process_index}.pt",
     )
     acc.wait_for_everyone()
 
 
+def assert_same_update(ref: dict, other: dict, label: str) -> None:
+    """`other` (a run's saved output) stepped on `ref`'s gradients at both iterations: tight at step 0 (identical
+    weights), looser at step 1 (off-policy, after one AdamW step whose round-off can move a weight by up to lr).
+    Every gradient must be non-zero, so a lost parameter cannot pass as equal."""
+    assert other["metrics"]["grad_norm"] == pytest.approx(ref["metrics"]["grad_norm"], rel=1e-5), label
+    assert len(ref["grads"]) == len(other["grads"]) == 2
+    for step, (atol, rtol) in enumerate([(1e-6, 1e-5), (1e-5, 1e-4)]):
+        for name, g in ref["grads"][step].items():
+            assert g.abs().max() > 0, f"{label}, step {step}: {name} got no gradient"
+            torch.testing.assert_close(other["grads"][step][name], g, atol=atol, rtol=rtol,
+                                       msg=lambda m: f"{label}, step {step}, {name}: {m}")  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
-    model_dir, out_dir, modes = argv[0], Path(argv[1]), argv[2:]
-    for mode in modes:
-        run(model_dir, out_dir, mode)
+    fsdp = argv[0] == "--fsdp"
+    model_dir, out_dir, specs = argv[fsdp], Path(argv[fsdp + 1]), argv[fsdp + 2 :]
+    for spec in specs:
+        run(model_dir, out_dir, spec, fsdp)
 
 
 if __name__ == "__main__":

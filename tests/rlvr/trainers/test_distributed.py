@@ -2,7 +2,7 @@
 and `rlvr train` runs end to end under torchrun (one metrics writer, checkpoint and final model saved).
 
 The update comparison runs tests/rlvr/trainers/dist_update.py once with plain python (world 1, all 4 prompt
-groups) and once under torchrun (world 2, groups split `[rank::2]` as `collect` splits them), for every
+groups; the `single_updates` fixture of conftest.py, shared with the padding-free and FSDP tests) and once under torchrun (world 2, groups split `[rank::2]` as `collect` splits them), for every
 loss_agg_mode, and compares what the optimizer stepped on. The gradients are the tight check: AdamW's first
 steps are ~lr * sign(grad), so a gradient scaled by 2 (e.g. a lost `* num_processes` or a per-process
 denominator) moves the parameters almost as a correct one would, and float round-off in a near-zero gradient
@@ -62,21 +62,31 @@ def _torchrun(args: list[str]) -> list[str]:
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port())] + args  # fmt: skip
 
 
+def run_updates(single: Path, model_dir: Path, tmp_path_factory, dist: list[str], *flags: str) -> tuple[Path, Path]:
+    """dist_update.py over the specs `dist` under torchrun (2 processes, `flags` such as --fsdp first), next to
+    the one-process outputs in `single` (the `single_updates` fixture); the two output directories."""
+    two = tmp_path_factory.mktemp("dist")
+    _run(_torchrun([str(SCRIPT), *flags, str(model_dir), str(two), *dist]), cwd=two)
+    return single, two
+
+
+def load_updates(runs: tuple[Path, Path], single: str, dist: str) -> tuple[dict, dict, dict]:
+    """The saved outputs of spec `single` in one process and of spec `dist` on ranks 0 and 1."""
+    one = torch.load(runs[0] / f"{single}.rank0.pt")
+    r0, r1 = (torch.load(runs[1] / f"{dist}.rank{r}.pt") for r in (0, 1))
+    assert (one["world"], r0["world"], r1["world"]) == (1, 2, 2)
+    return one, r0, r1
+
+
 @pytest.fixture(scope="module")
-def update_runs(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
-    single, dist = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("dist")
-    _run([sys.executable, str(SCRIPT), str(tiny_model_dir), str(single), *LOSS_AGG_MODES], cwd=single)
-    _run(_torchrun([str(SCRIPT), str(tiny_model_dir), str(dist), *LOSS_AGG_MODES]), cwd=dist)
-    return single, dist
+def update_runs(single_updates, tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return run_updates(single_updates, tiny_model_dir, tmp_path_factory, list(LOSS_AGG_MODES))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", LOSS_AGG_MODES)
 def test_two_processes_update_like_one(update_runs, mode):
-    single_dir, dist_dir = update_runs
-    one = torch.load(single_dir / f"{mode}.rank0.pt")
-    r0, r1 = (torch.load(dist_dir / f"{mode}.rank{r}.pt") for r in (0, 1))
-    assert (one["world"], r0["world"], r1["world"]) == (1, 2, 2)
+    one, r0, r1 = load_updates(update_runs, mode, mode)
     assert one["prompts"] == ["p0", "p1", "p2", "p3"] and r0["prompts"] == ["p0", "p2"] and r1["prompts"] == ["p1", "p3"]
 
     # advantages over the gathered rewards: each rank's rows are the single run's rows of its prompts

@@ -1,4 +1,5 @@
-"""A GRPO run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends."""
+"""A GRPO run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends (with a KL term, so
+the reference must still be the initial policy after the resume)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "smoke_grpo.yaml"
 def _cmd(model_dir, run_dir):
     return [sys.executable, "-m", "rlvr.cli", "train", str(CONFIG), f"model.name_or_path={model_dir}",
             f"run_dir={run_dir}", "max_steps=4", "save_every=1", "keep_last=5", "grpo.num_iterations=1",
-            "grpo.kl_coef=0.0"]
+            "grpo.kl_coef=0.05"]  # KL to the reference: a resume must keep the initial policy as it
 
 
 @pytest.mark.slow
