@@ -1,5 +1,5 @@
 """Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
-`rlvr bestofn CONFIG [...]`, `rlvr demo`, `rlvr list`.
+`rlvr bestofn CONFIG [...]`, `rlvr demo [NAME]`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.name_or_path=runs/x/final eval.k=[1,8]")
     e.add_argument("--rescore", metavar="RUN_DIR", help="recompute RUN_DIR's summary from samples.jsonl, no generation")
     e.add_argument("--reverify", action="store_true", help="with --rescore: run the verifier again on the completions")
-    d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
-    d.add_argument("--run-dir", default="runs/demo", help="where the checkpoint, metrics and plot go")
-    d.add_argument("--grpo-steps", type=int, default=None, help="override the number of GRPO steps")
+    d = sub.add_parser("demo", help="CPU demo from configs/demo/ (default `rl`: SFT on easy problems, GRPO on hard)")
+    d.add_argument("name", nargs="?", default="rl", help="which demo (default: rl)")
+    d.add_argument("--seed", type=int, default=0, help="seed of every phase (data order, sampling)")
+    d.add_argument("--run-dir", default="runs/demo", help="where each phase's checkpoints, metrics and plot go")
+    d.add_argument("--configs", default=None, help="folder of the demo's YAML configs (default: configs/demo/)")
     b = sub.add_parser("bestofn", help="best-of-N / rejection sampling from a config (writes SFT rows and DPO pairs)")
     b.add_argument("config", help="path to a YAML config (its algorithm is ignored)")
     b.add_argument("overrides", nargs="*", help="dotted overrides, e.g. bestofn.num_samples=16")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "demo":
             from rlvr.demo import run_demo
 
-            run_demo(args.run_dir, grpo_steps=args.grpo_steps)
+            run_demo(args.name, args.run_dir, args.seed, args.configs)
         elif args.cmd == "list":
             from tasks import list_tasks
             from verifiers import list_verifiers
