@@ -1,5 +1,5 @@
 """Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
-`rlvr bestofn CONFIG [...]`, `rlvr distill CONFIG [--stage S]`, `rlvr demo [distill]`, `rlvr list`.
+`rlvr bestofn CONFIG [...]`, `rlvr distill CONFIG [--stage S]`, `rlvr demo [NAME]`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("overrides", nargs="*", help="dotted overrides, e.g. distill.teacher=runs/x/final")
     x.add_argument("--stage", action="append", choices=["generate", "filter", "train"],
                    help="run only this stage (repeatable); default: distill.stages")
-    d = sub.add_parser("demo", help="CPU demo: tiny model, SFT warm start, then GRPO; prints held-out accuracy before -> after")
-    d.add_argument("name", nargs="?", choices=["distill"], help="distill: a teacher's traces into a smaller student")
-    d.add_argument("--run-dir", default=None, help="where the checkpoint, metrics and plot go (runs/demo, runs/demo_distill)")
-    d.add_argument("--grpo-steps", type=int, default=None, help="override the number of GRPO steps")
+    d = sub.add_parser("demo", help="CPU demo from configs/demo/ (default `rl`: SFT on easy problems, GRPO on hard)")
+    d.add_argument("name", nargs="?", default="rl", help="which demo (default: rl)")
+    d.add_argument("--seed", type=int, default=0, help="seed of every phase (data order, sampling)")
+    d.add_argument("--run-dir", default="runs/demo", help="where each phase's checkpoints, metrics and plot go")
+    d.add_argument("--configs", default=None, help="folder of the demo's YAML configs (default: configs/demo/)")
     b = sub.add_parser("bestofn", help="best-of-N / rejection sampling from a config (writes SFT rows and DPO pairs)")
     b.add_argument("config", help="path to a YAML config (its algorithm is ignored)")
     b.add_argument("overrides", nargs="*", help="dotted overrides, e.g. bestofn.num_samples=16")
@@ -89,14 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             from rlvr.distill.pipeline import run
 
             run(load_config(args.config, args.overrides), stages=args.stage)
-        elif args.cmd == "demo" and args.name == "distill":
-            from rlvr.distill.demo import run_demo as run_distill_demo
-
-            run_distill_demo(args.run_dir or "runs/demo_distill")
         elif args.cmd == "demo":
             from rlvr.demo import run_demo
 
-            run_demo(args.run_dir or "runs/demo", grpo_steps=args.grpo_steps)
+            run_demo(args.name, args.run_dir, args.seed, args.configs)
         elif args.cmd == "list":
             from tasks import list_tasks
             from verifiers import list_verifiers

@@ -2,7 +2,8 @@
 
 Built for the CPU demo: a tiny model is warm-started with SFT on the traces
 (`sft_text`), improved with GRPO on the "math" verifier, and evaluated on the
-held-out split. Difficulty knobs: operand range, number of operands, operators.
+held-out split. Difficulty knobs: operand range, number of operands (fixed, or
+drawn uniformly from [min_operands, num_operands]), operators.
 
 Splits are decided by a hash of the canonical expression, not by the seed, so
 a problem is in "train" or in "test" once and for all: the two splits never
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 from rlvr.types import Sample
 from tasks.base import ListTask, register_task
 
 OPS = "+-*"
 SPLITS = ("train", "test")
+STEP = re.compile(r"(-?\d+)([+\-*])(\d+)=(-?\d+)")  # one step of a trace: "12+7=19", "-4-3=-7"
 
 
 def unit_hash(text: str) -> float:
@@ -73,6 +76,21 @@ def solve(operands: list[int], ops: list[str], error_step: int | None = None, de
     return acc, steps
 
 
+def read_steps(text: str) -> list[str]:
+    """The steps a completion writes, in order, in the form `solve` gives them ("19-3=16").
+
+    >>> read_steps("12+7=19. 19-3=16. \\\\boxed{16}")
+    ['12+7=19', '19-3=16']
+    """
+    return [m.group(0) for m in STEP.finditer(text)]
+
+
+def step_is_right(step: str) -> bool:
+    """Whether one step ("19-3=16") is right arithmetic, whatever problem it came from."""
+    a, op, b, c = STEP.fullmatch(step).groups()
+    return _apply(int(a), op, int(b)) == int(c)
+
+
 def trace_text(steps: list[str], answer: int) -> str:
     """'12+7=19. 19-3=16. \\boxed{16}': one short, regular sentence per step."""
     return "".join(f"{s}. " for s in steps) + f"\\boxed{{{answer}}}"
@@ -90,6 +108,7 @@ class ArithmeticTask(ListTask):
         max_value: int = 50,
         num_operands: int = 2,
         ops: str = "+-",
+        min_operands: int = 0,
         split: str = "train",
         with_trace: bool = True,
         test_fraction: float = 0.2,
@@ -99,6 +118,10 @@ class ArithmeticTask(ListTask):
             raise ValueError(f"arithmetic: split must be one of {SPLITS}, got {split!r}")
         if num_operands < 2:
             raise ValueError(f"arithmetic: num_operands must be >= 2, got {num_operands}")
+        if min_operands and not 2 <= min_operands <= num_operands:
+            raise ValueError(
+                f"arithmetic: min_operands must be 0 (off) or in [2, num_operands={num_operands}], got {min_operands}"
+            )
         if not 0 <= min_value <= max_value:
             raise ValueError(f"arithmetic: need 0 <= min_value <= max_value, got {min_value}, {max_value}")
         if not ops or any(o not in OPS for o in ops):
@@ -120,8 +143,10 @@ class ArithmeticTask(ListTask):
         draws = 0
         while len(samples) < num_samples and draws < max_draws:
             draws += 1
-            operands = [rng.randint(min_value, max_value) for _ in range(num_operands)]
-            chosen = [rng.choice(op_choices) for _ in range(num_operands - 1)]
+            # the count is drawn only when it varies, so a fixed count keeps the problems it always drew
+            n = rng.randint(min_operands, num_operands) if min_operands else num_operands
+            operands = [rng.randint(min_value, max_value) for _ in range(n)]
+            chosen = [rng.choice(op_choices) for _ in range(n - 1)]
             expr = str(operands[0]) + "".join(f"{o}{v}" for o, v in zip(chosen, operands[1:]))
             if expr in seen or split_of(expr, test_fraction) != split:
                 continue
@@ -137,7 +162,8 @@ class ArithmeticTask(ListTask):
             digest = hashlib.sha256(expr.encode()).hexdigest()[:12]
             samples.append(Sample(id=f"arith-{digest}", prompt=f"{expr}=", reference=str(answer), meta=meta))
         if len(samples) < num_samples:
-            space = (max_value - min_value + 1) ** num_operands * len(op_choices) ** (num_operands - 1)
+            counts = range(min_operands or num_operands, num_operands + 1)
+            space = sum((max_value - min_value + 1) ** n * len(op_choices) ** (n - 1) for n in counts)
             raise ValueError(
                 f"arithmetic: found only {len(samples)} distinct {split!r} problems in {draws} draws "
                 f"(about {space} problems in all, {test_fraction:.0%} of them in 'test'); "

@@ -1,6 +1,7 @@
 """`rlvr demo distill`: a teacher's verified traces into a smaller student, on a CPU in minutes.
 
-Builds everything offline, in `run_dir` (default runs/demo_distill):
+`rlvr demo distill [--seed N] [--run-dir D]` (registered in `rlvr.demo.DEMOS`) builds everything offline, in
+`D/distill/` (default runs/demo/distill; `run_demo(dir)` runs it in `dir` itself):
 1. the teacher: SFT of `tiny-qwen2` (0.8M parameters) on step-by-step sums of three digits (the cheapest
    honest teacher: good, not perfect; sampled at temperature 1 it gets a fair share of sums wrong), kept
    in `teacher/` and reused by a later run;
@@ -15,8 +16,8 @@ Builds everything offline, in `run_dir` (default runs/demo_distill):
 Accuracy is greedy pass@1 on held-out problems (the `test` split, never trained on), through `rlvr.evaluate`.
 Ends with `student held-out accuracy: A -> B` (A: the student before, B: after verified off-policy SFT).
 
-What it does not: reuse `runs/demo/` (the RL demo trains on sums of four digits, on which its SFT model is
-right about a quarter of the time: too weak a teacher for a student to gain 0.20 from), or tune anything.
+What it does not: reuse the RL demo's models (`rlvr demo`, `runs/demo/sft`, `runs/demo/grpo`): they are
+trained on that demo's own problems; this teacher is the cheapest one honest for this task. Nor tune anything.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ TRACES_PER_PROBLEM = 4
 SFT_STEPS = 200
 
 
-def _base(run_dir: Path, algorithm: str, model: str) -> TrainConfig:
-    cfg = TrainConfig(algorithm=algorithm, run_dir=str(run_dir), seed=0, report_to=["jsonl"], save_every=0)
+def _base(run_dir: Path, algorithm: str, model: str, seed: int = 0) -> TrainConfig:
+    cfg = TrainConfig(algorithm=algorithm, run_dir=str(run_dir), seed=seed, report_to=["jsonl"], save_every=0)
     cfg.model.name_or_path = model
     cfg.eval.task = ComponentConfig("arithmetic", {"num_samples": EVAL_PROBLEMS, "seed": 3, "split": "test", **TASK})
     cfg.eval.temperature, cfg.eval.samples_per_problem, cfg.eval.bootstrap = 0.0, 1, 0
@@ -44,8 +45,8 @@ def _base(run_dir: Path, algorithm: str, model: str) -> TrainConfig:
     return cfg
 
 
-def teacher_config(run_dir: Path) -> TrainConfig:
-    cfg = _base(run_dir / "teacher", "sft", "tiny-qwen2")
+def teacher_config(run_dir: Path, seed: int = 0) -> TrainConfig:
+    cfg = _base(run_dir / "teacher", "sft", "tiny-qwen2", seed)
     cfg.task = ComponentConfig("arithmetic", {"num_samples": 800, "seed": 1, "split": "train", **TASK})
     cfg.sft.batch_size, cfg.sft.micro_batch_size, cfg.sft.epochs, cfg.sft.max_length = 64, 64, 12, 64
     cfg.optim.lr, cfg.optim.lr_scheduler, cfg.optim.warmup_steps = 5e-3, "cosine", 10
@@ -53,8 +54,8 @@ def teacher_config(run_dir: Path) -> TrainConfig:
     return cfg
 
 
-def distill_config(run_dir: Path, teacher: str, *, filtered: bool) -> TrainConfig:
-    cfg = _base(run_dir / ("verified" if filtered else "unfiltered"), "distill", "tiny-qwen2-small")
+def distill_config(run_dir: Path, teacher: str, *, filtered: bool, seed: int = 0) -> TrainConfig:
+    cfg = _base(run_dir / ("verified" if filtered else "unfiltered"), "distill", "tiny-qwen2-small", seed)
     cfg.task = ComponentConfig("arithmetic", {"num_samples": DISTILL_PROBLEMS, "seed": 2, "split": "train", **TASK})
     cfg.generation.num_generations, cfg.generation.temperature = TRACES_PER_PROBLEM, 1.0
     cfg.distill.teacher, cfg.distill.shard_size = teacher, 100
@@ -67,8 +68,8 @@ def distill_config(run_dir: Path, teacher: str, *, filtered: bool) -> TrainConfi
     return cfg
 
 
-def opd_config(run_dir: Path, teacher: str, steps: int) -> TrainConfig:
-    cfg = _base(run_dir / "opd", "opd", "tiny-qwen2-small")
+def opd_config(run_dir: Path, teacher: str, steps: int, seed: int = 0) -> TrainConfig:
+    cfg = _base(run_dir / "opd", "opd", "tiny-qwen2-small", seed)
     cfg.task = ComponentConfig("arithmetic", {"num_samples": DISTILL_PROBLEMS, "seed": 2, "split": "train", **TASK})
     cfg.opd.teacher, cfg.max_steps = teacher, steps
     cfg.generation.num_generations, cfg.generation.temperature = TRACES_PER_PROBLEM, 1.0
@@ -77,7 +78,13 @@ def opd_config(run_dir: Path, teacher: str, steps: int) -> TrainConfig:
     return cfg
 
 
-def run_demo(run_dir: str | Path = "runs/demo_distill", opd_steps: int = 30) -> tuple[float, float]:
+def run(run_dir: Path, seed: int, configs: Path) -> dict[str, float]:
+    """`rlvr demo distill`: the demo in `run_dir/distill` (its settings are in this module, not in `configs`)."""
+    a, b = run_demo(run_dir / "distill", seed=seed)
+    return {"student_before": a, "student_after": b}
+
+
+def run_demo(run_dir: str | Path = "runs/demo/distill", opd_steps: int = 30, seed: int = 0) -> tuple[float, float]:
     from rlvr.distill import pipeline
     from rlvr.trainers import opd, sft
 
@@ -88,18 +95,18 @@ def run_demo(run_dir: str | Path = "runs/demo_distill", opd_steps: int = 30) -> 
         print(f"[1/4] teacher: {teacher} (already trained)")
     else:
         print("[1/4] teacher: SFT of tiny-qwen2 on step-by-step sums of three digits")
-        sft.train(teacher_config(run_dir))
-    teacher_acc = pipeline.evaluate_model(_base(run_dir, "eval", str(teacher)), str(teacher), run_dir / "eval_teacher")
+        sft.train(teacher_config(run_dir, seed))
+    teacher_acc = pipeline.evaluate_model(_base(run_dir, "eval", str(teacher), seed), str(teacher), run_dir / "eval_teacher")
     t1 = time.perf_counter()
     print(f"[2/4] off-policy: {TRACES_PER_PROBLEM} traces x {DISTILL_PROBLEMS} problems from the teacher, "
           "verified, SFT of tiny-qwen2-small")  # fmt: skip
-    verified = pipeline.run(distill_config(run_dir, str(teacher), filtered=True))
+    verified = pipeline.run(distill_config(run_dir, str(teacher), filtered=True, seed=seed))
     t2 = time.perf_counter()
     print("[3/4] the same SFT on the same traces, unfiltered")
-    unfiltered = pipeline.run(distill_config(run_dir, str(teacher), filtered=False))
+    unfiltered = pipeline.run(distill_config(run_dir, str(teacher), filtered=False, seed=seed))
     t3 = time.perf_counter()
     print(f"[4/4] on-policy distillation of tiny-qwen2-small ({opd_steps} steps)")
-    on_policy = opd.train(opd_config(run_dir, str(teacher), opd_steps))
+    on_policy = opd.train(opd_config(run_dir, str(teacher), opd_steps, seed))
     t4 = time.perf_counter()
     a, b = verified["train"]["accuracy_before"], verified["train"]["accuracy_after"]
     numbers = {

@@ -120,3 +120,25 @@ def test_direct_fraction_mixes_bare_answers_into_the_sft_targets():
     steps = [s for s in task if not s.meta["direct"]]
     assert all(task.sft_text(s).count("=") == 2 for s in steps[:50])  # two steps for three operands
     assert not any(s.meta["direct"] for s in ArithmeticTask(num_samples=100, seed=4, max_value=9))
+
+
+def test_min_operands_draws_every_count_in_the_range():
+    task = ArithmeticTask(num_samples=600, seed=5, min_operands=2, num_operands=4, max_value=9)
+    counts = [len(s.meta["operands"]) for s in task]
+    assert set(counts) == {2, 3, 4}
+    assert all(len(s.meta["ops"]) == len(s.meta["operands"]) - 1 for s in task)
+    for s in task:  # the trace has one step per operator, whatever the count
+        assert len(s.meta["trace"].split(". ")) == len(s.meta["operands"])
+
+
+def test_a_fixed_count_draws_the_same_problems_as_before_min_operands_existed():
+    # min_operands=0 (off) must not consume random numbers: seeds keep their problems
+    assert [s.prompt for s in ArithmeticTask(num_samples=5, seed=0, max_value=9)] == [
+        "6+6=", "4-8=", "8-2=", "2-1=", "8+9="
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [{"min_operands": 1, "num_operands": 3}, {"min_operands": 4, "num_operands": 3}])
+def test_min_operands_out_of_range_is_an_error(args):
+    with pytest.raises(ValueError, match="min_operands must be 0"):
+        ArithmeticTask(num_samples=3, seed=0, **args)
