@@ -48,13 +48,11 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU only to try the s
 
 
 def build_model_dir(path: Path, small: bool) -> None:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from rlvr.demo import build_tokenizer
-    from tasks import get_task
+    from rlvr.tiny_models import resolve_model_path
 
-    corpus = get_task("arithmetic", num_samples=500, seed=0, num_operands=3, max_value=99, ops="+-*")
-    tok = build_tokenizer([s.prompt + s.meta["trace"] for s in corpus])
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("tiny-qwen2"))  # the tiny models' tokenizer, built offline
     torch.manual_seed(0)
     shape = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2)  # Qwen2.5-0.5B

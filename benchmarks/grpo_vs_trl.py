@@ -1,7 +1,7 @@
 """GRPO seconds per step and peak memory: TRL's `GRPOTrainer` vs ours, same workload, one run.
 
 Workload (CPU, fp32): the demo's tiny Qwen2 and locally trained tokenizer
-(`rlvr.demo.build_model_dir`), the arithmetic task's prompts rendered through
+(`rlvr.tiny_models`), the arithmetic task's prompts rendered through
 its chat template, 8 prompts x 8 completions x exactly 64 new tokens per step
 (EOS suppressed by `min_new_tokens=64` in both: in the model directory's
 generation config, which our HF backend reads, and in TRL's

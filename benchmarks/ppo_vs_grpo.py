@@ -1,13 +1,13 @@
 """PPO against GRPO on the same task and budget: train reward and held-out accuracy by step, seconds per step,
 peak memory. Writes a side-by-side plot and a JSON summary; the numbers in docs/ppo.md come from it.
 
-Workload (CPU, fp32): `rlvr demo`'s setup (`rlvr.demo.demo_configs`): the tiny Qwen2 (0.8M parameters) warm-
+Workload (CPU, fp32): the former `rlvr demo` setup (`warm_start_configs` below): the tiny Qwen2 (0.8M parameters) warm-
 started once with SFT on sums of four digits (70% bare answers, 30% step-by-step traces), then, from that
 same checkpoint, each algorithm for `--steps` steps of 16 prompts x 8 completions x <= 40 new tokens at
 temperature 1, policy lr 1e-4, one update per batch, no KL term, the `math` verifier as the only reward.
 Held-out accuracy: mean pass@1 of 4 samples at temperature 1 on 300 problems of a split never trained on,
 before training and every `--eval-every` steps.
-- grpo: the demo's GRPO (group-relative advantages, scaled by the group's std).
+- grpo: that setup's GRPO (group-relative advantages, scaled by the group's std).
 - ppo:  a separate critic initialised from the SFT checkpoint (critic lr `--critic-lr`, the first
         `--critic-warmup` steps train only the critic), GAE gamma 1 / lambda 0.95, advantages whitened over the
         batch, value clipping 0.2, a truncated completion keeps its verifier score (truncation penalize, 0).
@@ -41,12 +41,37 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 VARIANTS = ("grpo", "ppo", "ppo_1")
 
 
-def configs(out: Path, variant: str, seed: int, steps: int, eval_every: int, critic_lr: float, critic_warmup: int):
-    """(sft config, this variant's config) on the demo's task, model and evaluation."""
-    from rlvr.config import TrainConfig
-    from rlvr.demo import demo_configs
+def warm_start_configs(run_dir: Path, grpo_steps: int):
+    """(SFT, GRPO) configs of the measurements in docs/ppo.md: sums of four digits, tiny-qwen2 SFT'd on 70% bare
+    answers and 30% step-by-step traces, then RL on the same kind of problems, held-out = mean pass@1 of 4
+    samples at temperature 1 on 300 test problems (the former `rlvr demo`'s setup, kept here as it was)."""
+    from rlvr.config import ComponentConfig, TrainConfig
 
-    sft, grpo = demo_configs(out, steps)
+    task = {"num_operands": 4, "min_value": 0, "max_value": 9, "ops": "+"}
+    sft = TrainConfig(algorithm="sft", run_dir=str(run_dir / "sft"), seed=0, report_to=["jsonl"], save_every=0)
+    sft.model.name_or_path = "tiny-qwen2"
+    sft.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 1, "split": "train",
+                                              "direct_fraction": 0.7, **task})  # fmt: skip
+    sft.sft.batch_size, sft.sft.micro_batch_size, sft.sft.epochs, sft.sft.max_length = 64, 64, 4, 64
+    sft.optim.lr, sft.optim.lr_scheduler, sft.optim.warmup_steps = 3e-3, "cosine", 20
+
+    grpo = TrainConfig(algorithm="grpo", run_dir=str(run_dir / "grpo"), seed=0, report_to=["jsonl"])
+    grpo.model.name_or_path = str(run_dir / "sft" / "final")
+    grpo.task = ComponentConfig("arithmetic", {"num_samples": 3000, "seed": 2, "split": "train", **task})
+    grpo.eval.task = ComponentConfig("arithmetic", {"num_samples": 300, "seed": 3, "split": "test", **task})
+    grpo.eval.temperature, grpo.eval.samples_per_problem = 1.0, 4
+    grpo.max_steps, grpo.save_every, grpo.eval.every = grpo_steps, 40, 40
+    grpo.generation.num_generations, grpo.generation.max_new_tokens, grpo.generation.temperature = 8, 40, 1.0
+    grpo.grpo.prompts_per_step, grpo.grpo.micro_batch_size = 16, 128
+    grpo.optim.lr, grpo.optim.lr_scheduler, grpo.optim.warmup_steps = 1e-4, "constant", 0
+    return sft, grpo
+
+
+def configs(out: Path, variant: str, seed: int, steps: int, eval_every: int, critic_lr: float, critic_warmup: int):
+    """(sft config, this variant's config) on the warm start's task, model and evaluation."""
+    from rlvr.config import TrainConfig
+
+    sft, grpo = warm_start_configs(out, steps)
     grpo.run_dir, grpo.seed, grpo.eval.every, grpo.save_every = str(out / f"{variant}_seed{seed}"), seed, eval_every, 0
     if variant == "grpo":
         return sft, grpo
