@@ -1,5 +1,5 @@
 """Command line: `rlvr train CONFIG [key.path=value ...]`, `rlvr eval CONFIG | --rescore RUN_DIR`,
-`rlvr bestofn CONFIG [...]`, `rlvr demo [NAME]`, `rlvr list`.
+`rlvr bestofn CONFIG [...]`, `rlvr distill CONFIG [--stage S]`, `rlvr demo [NAME]`, `rlvr list`.
 
 The config names the algorithm; the CLI looks its trainer up here and is the
 only place that imports trainers.
@@ -22,6 +22,8 @@ TRAINERS = {
     "prm": "rlvr.trainers.prm",
     "bestofn": "rlvr.bestofn",
     "eval": "rlvr.evaluate.command",
+    "distill": "rlvr.distill.pipeline",
+    "opd": "rlvr.trainers.opd",
 }
 
 
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.name_or_path=runs/x/final eval.k=[1,8]")
     e.add_argument("--rescore", metavar="RUN_DIR", help="recompute RUN_DIR's summary from samples.jsonl, no generation")
     e.add_argument("--reverify", action="store_true", help="with --rescore: run the verifier again on the completions")
+    x = sub.add_parser("distill", help="distill a teacher's traces into a student: generate, filter, train (SFT)")
+    x.add_argument("config", help="YAML config with a distill block (teacher, filters) and the student as model")
+    x.add_argument("overrides", nargs="*", help="dotted overrides, e.g. distill.teacher=runs/x/final")
+    x.add_argument("--stage", action="append", choices=["generate", "filter", "train"],
+                   help="run only this stage (repeatable); default: distill.stages")
     d = sub.add_parser("demo", help="CPU demo from configs/demo/ (default `rl`: SFT on easy problems, GRPO on hard)")
     d.add_argument("name", nargs="?", default="rl", help="which demo (default: rl)")
     d.add_argument("--seed", type=int, default=0, help="seed of every phase (data order, sampling)")
@@ -78,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 command.run(load_config(args.config, args.overrides))
             else:
                 raise ValueError("rlvr eval: give a CONFIG (YAML) or --rescore RUN_DIR")
+        elif args.cmd == "distill":
+            from rlvr.config import load_config
+            from rlvr.distill.pipeline import run
+
+            run(load_config(args.config, args.overrides), stages=args.stage)
         elif args.cmd == "demo":
             from rlvr.demo import run_demo
 

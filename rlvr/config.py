@@ -225,8 +225,33 @@ class EvalConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = ""  # the model that writes the traces: tiny name, local dir, hub name or LoRA adapter dir
+    teacher_dtype: str = ""  # "" = model.dtype
+    stages: list[str] = field(default_factory=lambda: ["generate", "filter", "train"])  # `rlvr distill --stage` picks one
+    traces: str = ""  # trace parquet file or folder; "" = run_dir/traces (what generate writes)
+    shard_size: int = 64  # problems per parquet shard: the unit written whole and skipped on resume
+    filters: list[str] = field(default_factory=lambda: ["complete", "verified", "dedup"])  # in order (rlvr.distill.filters)
+    keep: str = "all"  # all | best (one trace per problem: highest verifier score, then fewest tokens)
+    max_tokens: int = 0  # `length` filter: traces of more completion tokens are dropped
+    near_dup_ngram: int = 3  # `near_dedup`: word n-grams compared within one problem's traces
+    near_dup_threshold: float = 0.85  # `near_dedup`: Jaccard at or above which a trace is a near duplicate
+    decontaminate: ComponentConfig = field(default_factory=ComponentConfig)  # task to decontaminate against ("" = eval.task)
+    decontam_ngram: int = 8  # `decontaminate`: shared word n-grams of the problem text that flag a trace
+
+
+@dataclass
+class OPDConfig:
+    teacher: str = ""  # the model whose log-probs score the student's samples (same vocabulary as the student)
+    teacher_dtype: str = ""  # "" = model.dtype
+    kl_coef: float = 1.0  # A_t = -kl_coef * (log p_student - log p_teacher) (Tinker's kl_penalty_coef)
+    discount: float = 0.0  # 0 = each token's own term (Tinker's kl_discount_factor); else a discounted sum of later ones
+    verifier_coef: float = 0.0  # + verifier_coef * the verifier's group advantage (0 = distillation alone)
+
+
+@dataclass
 class TrainConfig:
-    algorithm: str = "grpo"  # grpo | ppo | sft | dpo | kto | rm | prm | bestofn | eval
+    algorithm: str = "grpo"  # grpo | ppo | sft | dpo | kto | rm | prm | bestofn | eval | distill | opd
     run_dir: str = "runs/default"
     seed: int = 0
     max_steps: int = 100
@@ -248,6 +273,8 @@ class TrainConfig:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     kto: KTOConfig = field(default_factory=KTOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    opd: OPDConfig = field(default_factory=OPDConfig)
 
 
 def _check(value: Any, tp: Any, path: str) -> Any:

@@ -45,7 +45,7 @@ TASKS = Registry(
     "task",
     "rlvr.tasks",
     builtin_modules=("tasks.arithmetic", "tasks.loading", "tasks.gsm8k", "tasks.hendrycks_math", "tasks.code",
-                     "tasks.preference", "tasks.stepwise", "tasks.arithmetic_steps"),
+                     "tasks.preference", "tasks.stepwise", "tasks.arithmetic_steps", "tasks.traces"),
 )
 
 

@@ -21,7 +21,7 @@ import shlex
 import time
 from pathlib import Path
 
-DEMOS = {"rl": "rlvr.demo.rl"}  # name -> module with run(run_dir, seed, configs)
+DEMOS = {"rl": "rlvr.demo.rl", "distill": "rlvr.distill.demo"}  # name -> module with run(run_dir, seed, configs)
 DEFAULT_DEMO = "rl"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "demo"  # the repository's (an editable install)
 
