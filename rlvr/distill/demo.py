@@ -32,7 +32,7 @@ TASK = {"num_operands": 3, "min_value": 0, "max_value": 9, "ops": "+"}
 EVAL_PROBLEMS = 150
 DISTILL_PROBLEMS = 400
 TRACES_PER_PROBLEM = 4
-SFT_STEPS = 200
+SFT_STEPS = 600
 
 
 def _base(run_dir: Path, algorithm: str, model: str, seed: int = 0) -> TrainConfig:
@@ -48,7 +48,7 @@ def _base(run_dir: Path, algorithm: str, model: str, seed: int = 0) -> TrainConf
 def teacher_config(run_dir: Path, seed: int = 0) -> TrainConfig:
     cfg = _base(run_dir / "teacher", "sft", "tiny-qwen2", seed)
     cfg.task = ComponentConfig("arithmetic", {"num_samples": 800, "seed": 1, "split": "train", **TASK})
-    cfg.sft.batch_size, cfg.sft.micro_batch_size, cfg.sft.epochs, cfg.sft.max_length = 64, 64, 12, 64
+    cfg.sft.batch_size, cfg.sft.micro_batch_size, cfg.sft.epochs, cfg.sft.max_length = 64, 64, 24, 64
     cfg.optim.lr, cfg.optim.lr_scheduler, cfg.optim.warmup_steps = 5e-3, "cosine", 10
     cfg.eval.task = ComponentConfig()
     return cfg
@@ -84,7 +84,7 @@ def run(run_dir: Path, seed: int, configs: Path) -> dict[str, float]:
     return {"student_before": a, "student_after": b}
 
 
-def run_demo(run_dir: str | Path = "runs/demo/distill", opd_steps: int = 30, seed: int = 0) -> tuple[float, float]:
+def run_demo(run_dir: str | Path = "runs/demo/distill", opd_steps: int = 80, seed: int = 0) -> tuple[float, float]:
     from rlvr.distill import pipeline
     from rlvr.trainers import opd, sft
 
