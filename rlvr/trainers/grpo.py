@@ -19,16 +19,13 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import group_advantages
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, spec_from_config
-from rlvr.generation import build_generator
 from rlvr.losses import kl_penalty, policy_loss
 from rlvr.packing import max_over_processes, micro_batches, part_logprobs
 from rlvr.policy import Reference
 from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
-from rlvr.trainers.runtime import (PromptStream, Runtime, accumulating, build_runtime, build_task, clip_and_step,
-                                   evaluate_during_training)
-from verifiers.pool import VerifierPool
+from rlvr.trainers.runtime import PromptStream, Runtime, accumulating, build_runtime, clip_and_step
+from rlvr.trainers.sampling import start_sampling
 
 
 def collect(rt: Runtime, stream: PromptStream, generator, pool, verifier, sampling, stats: dict,
@@ -196,37 +193,22 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if 0 < cfg.grpo.max_tokens_per_micro_batch <= cfg.generation.max_new_tokens:
         raise ValueError(f"grpo.max_tokens_per_micro_batch={cfg.grpo.max_tokens_per_micro_batch} cannot hold a prompt "
                          f"and a completion of generation.max_new_tokens={cfg.generation.max_new_tokens}")  # fmt: skip
-    task = build_task(cfg.task, "task")
-    verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
-    stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))
-    generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
-    if rt.start_step > 0:
-        generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
     ref = rt.extra
-    eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
-    if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
-        eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
-        check_samples(eval_samples, eval_spec)
+    env = start_sampling(rt)
+    stream, generator, pool = env.stream, env.generator, env.pool
     sampling = cfg.generation.sampling()
-    pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
-    rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
     result: dict[str, float] = {}
-
-    def run_eval(step: int) -> None:
-        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
-        result.setdefault("eval/accuracy_before", m["accuracy"])
-        result["eval/accuracy"] = m["accuracy"]
-
     try:
-        if eval_samples and rt.start_step == 0:
-            run_eval(0)
+        rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
+        if rt.start_step == 0:
+            env.evaluate(0, result)
         bar = tqdm(range(rt.start_step, cfg.max_steps), initial=rt.start_step, total=cfg.max_steps,
                    disable=not acc.is_main_process, desc="grpo", dynamic_ncols=True)  # fmt: skip
         for step in bar:
             t0 = time.perf_counter()
             stats: dict = {}
             rt.model.eval()
-            ro = collect(rt, stream, generator, pool, verifier, sampling, stats, rm)
+            ro = collect(rt, stream, generator, pool, env.verifier, sampling, stats, rm)
             t_gen = time.perf_counter() - t0
             batch, m = prepare_batch(rt, ro, ref, rm)
             rt.model.train()
@@ -251,13 +233,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             rt.logger.log(step + 1, m)
             bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.3f}")
             result.update(m)
-            if eval_samples and cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.max_steps:
-                run_eval(step + 1)
+            env.evaluate_between(step + 1, result)
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.max_steps:
                 rt.save(step + 1, {"data_position": stream.position})
-        if eval_samples:
-            run_eval(cfg.max_steps)
+        env.evaluate(cfg.max_steps, result)
         rt.finish(plot_keys=("reward/mean", "accuracy", "eval/accuracy"))
     finally:
-        pool.close()
+        env.close()
     return result

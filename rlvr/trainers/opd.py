@@ -34,15 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, spec_from_config
-from rlvr.generation import build_generator
 from rlvr.losses.distill import opd_advantages
 from rlvr.packing import part_logprobs
 from rlvr.policy import load_policy
 from rlvr.rollout import PaddedBatch, Rollout, pad_rollout
 from rlvr.trainers.grpo import advantages_for, collect, forward_logps, micro_parts, update
-from rlvr.trainers.runtime import PromptStream, Runtime, build_runtime, build_task, evaluate_during_training
-from verifiers.pool import VerifierPool
+from rlvr.trainers.runtime import Runtime, build_runtime
+from rlvr.trainers.sampling import start_sampling
 
 
 def check_same_vocabulary(student_tok, teacher_tok, student: str, teacher: str) -> None:
@@ -107,34 +105,19 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if cfg.grpo.prompts_per_step % acc.num_processes:
         raise ValueError(f"grpo.prompts_per_step={cfg.grpo.prompts_per_step} must divide by the {acc.num_processes} processes")
     teacher = load_teacher(cfg, rt)
-    task = build_task(cfg.task, "task")
-    verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
-    stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))
-    generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
-    if rt.start_step > 0:
-        generator.update_weights(rt.policy)
-    eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
-    if eval_samples:
-        eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
-        check_samples(eval_samples, eval_spec)
-    pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
+    env = start_sampling(rt)
+    stream, generator, pool = env.stream, env.generator, env.pool
     result: dict[str, float] = {}
-
-    def run_eval(step: int) -> None:
-        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
-        result.setdefault("eval/accuracy_before", m["accuracy"])
-        result["eval/accuracy"] = m["accuracy"]
-
     try:
-        if eval_samples and rt.start_step == 0:
-            run_eval(0)
+        if rt.start_step == 0:
+            env.evaluate(0, result)
         bar = tqdm(range(rt.start_step, cfg.max_steps), initial=rt.start_step, total=cfg.max_steps,
                    disable=not acc.is_main_process, desc="opd", dynamic_ncols=True)  # fmt: skip
         for step in bar:
             t0 = time.perf_counter()
             stats: dict = {}
             rt.model.eval()
-            ro = collect(rt, stream, generator, pool, verifier, cfg.generation.sampling(), stats)
+            ro = collect(rt, stream, generator, pool, env.verifier, cfg.generation.sampling(), stats)
             t_gen = time.perf_counter() - t0
             batch, m = prepare_batch(rt, ro, teacher)
             rt.model.train()
@@ -147,13 +130,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             rt.logger.log(step + 1, m)
             bar.set_postfix(teacher_kl=f"{m['teacher_kl']:.3f}", acc=f"{m['accuracy']:.3f}")
             result.update(m)
-            if eval_samples and cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.max_steps:
-                run_eval(step + 1)
+            env.evaluate_between(step + 1, result)
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.max_steps:
                 rt.save(step + 1, {"data_position": stream.position})
-        if eval_samples:
-            run_eval(cfg.max_steps)
+        env.evaluate(cfg.max_steps, result)
         rt.finish(plot_keys=("teacher_kl", "accuracy", "eval/accuracy"))
     finally:
-        pool.close()
+        env.close()
     return result

@@ -34,17 +34,14 @@ from tqdm.auto import tqdm
 
 from rlvr.advantages import TRUNCATION, explained_variance, gae, masked_mean_var, token_rewards, whiten
 from rlvr.config import TrainConfig
-from rlvr.evaluate import check_samples, spec_from_config
-from rlvr.generation import build_generator
 from rlvr.kl_control import KL_CONTROLLERS, next_kl_coef
 from rlvr.losses import KL_ESTIMATORS, LOSS_AGG_MODES, kl_penalty, policy_loss, value_loss
 from rlvr.policy import Reference, token_logprobs
 from rlvr.rewards import RewardSource
 from rlvr.rollout import PaddedBatch, Rollout, generate_and_verify, pad_rollout, tokenize_prompts
 from rlvr.trainers.critic import Critic, critic_builder, forward, save_critic
-from rlvr.trainers.runtime import (PromptStream, Runtime, build_runtime, build_task, clip_and_step,
-                                  evaluate_during_training, step_optimizer)
-from verifiers.pool import VerifierPool
+from rlvr.trainers.runtime import Runtime, build_runtime, clip_and_step, step_optimizer
+from rlvr.trainers.sampling import start_sampling
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -225,31 +222,16 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     acc, (critic, ref) = rt.accelerator, rt.extra
     if p.prompts_per_step % acc.num_processes:
         raise ValueError(f"ppo.prompts_per_step={p.prompts_per_step} must divide by the {acc.num_processes} processes")
-    task = build_task(cfg.task, "task")
-    verifier = (cfg.verifier.name or task.default_verifier, cfg.verifier.args)
-    stream = PromptStream(task, cfg.seed, rt.state.get("data_position", 0))
-    generator = build_generator(cfg.generation, rt.policy, rt.tokenizer, cfg.model.name_or_path)
-    if rt.start_step > 0:
-        generator.update_weights(rt.policy)  # resumed weights differ from the ones on disk
     kl_coef = float(rt.state.get("kl_coef", p.kl_coef))
-    eval_samples = list(build_task(cfg.eval.task, "eval.task")) if cfg.eval.task.name else []
-    if cfg.eval.task.name:  # checked before training: a bad eval block must not surface at the first evaluation
-        eval_spec = spec_from_config(cfg, task=cfg.eval.task, verifier=verifier[0], model=cfg.model.name_or_path)
-        check_samples(eval_samples, eval_spec)
+    env = start_sampling(rt)
+    stream, generator, pool = env.stream, env.generator, env.pool
     sampling = cfg.generation.sampling()
     max_prompt_len = rt.policy.config.max_position_embeddings - cfg.generation.max_new_tokens
-    pool = VerifierPool(num_workers=cfg.verifier.num_workers, timeout_s=cfg.verifier.timeout_s, preload=tuple(cfg.verifier.preload))
-    rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
     result: dict[str, float] = {}
-
-    def run_eval(step: int) -> None:
-        m = evaluate_during_training(rt, step, eval_samples, generator, pool, eval_spec)
-        result.setdefault("eval/accuracy_before", m["accuracy"])
-        result["eval/accuracy"] = m["accuracy"]
-
     try:
-        if eval_samples and rt.start_step == 0:
-            run_eval(0)
+        rm = RewardSource(cfg.reward_model, rt.tokenizer, acc.device) if cfg.reward_model.path else None
+        if rt.start_step == 0:
+            env.evaluate(0, result)
         bar = tqdm(range(rt.start_step, cfg.max_steps), initial=rt.start_step, total=cfg.max_steps,
                    disable=not acc.is_main_process, desc="ppo", dynamic_ncols=True)  # fmt: skip
         for step in bar:
@@ -257,7 +239,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             rt.model.eval()
             samples = stream.take(p.prompts_per_step)[acc.process_index :: acc.num_processes]
             prompt_ids = tokenize_prompts(rt.tokenizer, samples, max_prompt_len)
-            ro = generate_and_verify(samples, prompt_ids, generator, pool, verifier, cfg.generation.num_generations, sampling)
+            ro = generate_and_verify(samples, prompt_ids, generator, pool, env.verifier, cfg.generation.num_generations,
+                                     sampling)  # fmt: skip
             if rm is not None:
                 ro = rm.rescore(ro)  # an ORM's (or aggregated PRM's) score joins the verifier's; the verifier stays
             t_gen = time.perf_counter() - t0
@@ -288,14 +271,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             rt.logger.log(step + 1, m)
             bar.set_postfix(reward=f"{m['reward/mean']:.3f}", ev=f"{m['critic/explained_variance']:.2f}")
             result.update(m)
-            if eval_samples and cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.max_steps:
-                run_eval(step + 1)
+            env.evaluate_between(step + 1, result)
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.max_steps:
                 rt.save(step + 1, {"data_position": stream.position, "kl_coef": kl_coef})
-        if eval_samples:
-            run_eval(cfg.max_steps)
+        env.evaluate(cfg.max_steps, result)
         rt.finish(plot_keys=("reward/mean", "accuracy", "eval/accuracy", "critic/explained_variance", "kl_coef"))
         save_critic(rt, critic)
     finally:
-        pool.close()
+        env.close()
     return result

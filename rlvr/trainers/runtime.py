@@ -24,7 +24,6 @@ from accelerate.utils import set_seed
 from rlvr.allocator import keep_freed_memory
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_pretrained
 from rlvr.config import TrainConfig, to_dict
-from rlvr.evaluate import EvalSpec, evaluate, write_outputs
 from rlvr.metrics import MetricsLogger, plot_metrics
 from rlvr.policy import ModelConfig, load_policy
 from rlvr.types import Sample
@@ -196,15 +195,3 @@ def step_optimizer(accelerator: Accelerator, model: torch.nn.Module, optimizer, 
     optimizer.zero_grad(set_to_none=True)
     return grad_norm
 
-
-def evaluate_during_training(rt: Runtime, step: int, samples: list[Sample], generator, pool,
-                             spec: EvalSpec) -> dict[str, float]:
-    """rlvr.evaluate on the live policy: metrics logged under eval/ at `step`, samples and summary written to
-    run_dir/eval/step_N by the main process; returns the metrics."""
-    max_prompt_len = rt.policy.config.max_position_embeddings - spec.generation["max_new_tokens"]
-    res = evaluate(samples, generator, rt.tokenizer, pool, spec, max_prompt_len=max_prompt_len, progress=False)
-    m = res.log_metrics()
-    rt.logger.log(step, {f"eval/{k}": v for k, v in m.items()})
-    if rt.accelerator.is_main_process:
-        write_outputs(res, rt.run_dir / "eval" / f"step_{step:06d}", plots=False)
-    return m

@@ -16,7 +16,7 @@ from rlvr.config import load_config  # noqa: E402
 from rlvr.generation.base import SamplingParams  # noqa: E402
 from rlvr.generation.vllm import VLLMGenerator  # noqa: E402
 from rlvr.metrics import read_metrics  # noqa: E402
-from rlvr.trainers import ppo  # noqa: E402
+from rlvr.trainers import ppo, sampling  # noqa: E402
 from test_vllm import LOGP_TOL, hf_logprobs  # noqa: E402
 
 pytestmark = pytest.mark.vllm
@@ -24,13 +24,13 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smoke_ppo.yaml"
 
 
 def test_ppo_with_vllm_pushes_weights_after_policy_steps_only(tiny_model_dir, tmp_path, monkeypatch):
-    built, real_factory = [], ppo.build_generator
+    built, real_factory = [], sampling.build_generator
 
     def keep(*args):  # the real factory; only keeps the engine it builds, to query it after training
         built.append(real_factory(*args))
         return built[-1]
 
-    monkeypatch.setattr(ppo, "build_generator", keep)
+    monkeypatch.setattr(sampling, "build_generator", keep)  # where trainers build it
     run = tmp_path / "run"
     cfg = load_config(CONFIG, [f"model.name_or_path={tiny_model_dir}", f"run_dir={run}", "generation.backend=vllm",
                                "generation.vllm.dtype=float32", "max_steps=2", "ppo.ppo_epochs=1"])  # fmt: skip

@@ -167,18 +167,18 @@ def test_grpo_end_to_end_and_engine_follows_the_update(tiny_model_dir, tmp_path,
 
     from rlvr.config import load_config
     from rlvr.metrics import read_metrics
-    from rlvr.trainers import grpo
+    from rlvr.trainers import grpo, sampling
 
     # a reward that random text earns sometimes (short completions), so advantages are non-zero and weights move
     (tmp_path / "short_plugin.py").write_text(SHORT_WINS)
     monkeypatch.syspath_prepend(str(tmp_path))  # the verifier pool's workers inherit sys.path
-    built, real_factory = [], grpo.build_generator
+    built, real_factory = [], sampling.build_generator
 
     def keep(*args):  # the real factory; only keeps the engine it builds, to query it after training
         built.append(real_factory(*args))
         return built[-1]
 
-    monkeypatch.setattr(grpo, "build_generator", keep)
+    monkeypatch.setattr(sampling, "build_generator", keep)  # where trainers build it
     run = tmp_path / "run"
     config = Path(__file__).resolve().parents[2] / "configs" / "smoke_grpo.yaml"
     cfg = load_config(config, [f"model.name_or_path={tiny_model_dir}", f"run_dir={run}", "generation.backend=vllm",
